@@ -1,0 +1,237 @@
+"""One validated configuration object: a TOML file, overridden by FACELENS_<SECTION>_<KEY>.
+
+Each feature has its own small model (as Frigate does), and the whole tree is validated once at
+start, so a typo in a key or a wrong type stops the service with a message that names the key
+and where it came from, instead of surfacing hours later as odd behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "FACELENS_"
+#: Variables with the prefix that are not configuration keys.
+ENV_NOT_KEYS = frozenset({"FACELENS_CONFIG"})
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and where it was set."""
+
+
+def default_models_dir() -> Path:
+    """systemd's StateDirectory= when run as the service, else the user's data directory."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0]) / "models"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "facelens" / "models"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SourceConfig(_Section):
+    """Where frames come from. `uri` picks the source kind (see edge.sources.open_source)."""
+
+    uri: str = "0"
+    #: The camera's name in events and topics.
+    name: str = Field(default="camera", pattern=r"^[A-Za-z0-9_-]+$")
+    width: int = Field(default=640, gt=0)
+    height: int = Field(default=480, gt=0)
+    #: Frames per second asked of the camera; 0 leaves the camera's default.
+    fps: float = Field(default=0, ge=0)
+    #: Keep only the newest frame (live cameras) or read every frame in order (files).
+    #: None decides by the kind of source.
+    latest_only: bool | None = None
+    #: Start a video file or image folder again when it ends (demos, soak tests).
+    loop: bool = False
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+
+class DetectorConfig(_Section):
+    kind: Literal["blazeface", "haar"] = "blazeface"
+    #: A manifest name in the models directory, or a path to a manifest.
+    model: str = "blazeface_full_range"
+    min_score: float = Field(default=0.5, gt=0, lt=1)
+    nms_iou: float = Field(default=0.3, gt=0, lt=1)
+    #: Columns × rows of overlapping tiles run besides the whole frame; [1, 1] = whole frame only.
+    tiles: tuple[int, int] = (2, 2)
+    tile_overlap: float = Field(default=0.25, ge=0, lt=0.9)
+    min_face_px: int = Field(default=12, ge=1)
+    #: Crops for the classifiers grow by this fraction of the box on each side.
+    crop_margin: float = Field(default=0.2, ge=0, le=1)
+
+    @field_validator("tiles")
+    @classmethod
+    def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 1 or max(v) > 6:
+            raise ValueError("tiles must be two whole numbers from 1 to 6 (columns, rows)")
+        return v
+
+
+class EmotionConfig(_Section):
+    #: Manifest name or path; empty disables the stage.
+    model: str | None = "emotion_mini_xception"
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v in ("", "none", "off") else v
+
+
+class AuthenticityConfig(EmotionConfig):
+    model: str | None = None
+    #: Probability of "fake" at and above which a face is judged fake.
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+
+
+class RuntimeConfig(_Section):
+    models_dir: Path = Field(default_factory=default_models_dir)
+    #: off: CPU only; auto: Edge TPU when its library loads; on: refuse to run without it.
+    edgetpu: Literal["off", "auto", "on"] = "auto"
+    threads: int = Field(default=2, ge=1, le=16)
+
+
+class TrackerConfig(_Section):
+    iou: float = Field(default=0.3, gt=0, lt=1)
+    #: Frames a face must be seen in a row before it becomes a track (`new`).
+    confirm_frames: int = Field(default=3, ge=1)
+    #: A track not seen for this long ends (`end`).
+    lost_after_s: float = Field(default=1.5, gt=0)
+    #: At most one `update` per track per this many seconds.
+    update_interval_s: float = Field(default=1.0, ge=0)
+    #: Weight of the newest frame in the exponential moving average of emotions.
+    emotion_alpha: float = Field(default=0.3, gt=0, le=1)
+
+
+class OutputConfig(_Section):
+    #: Write events as JSON lines to standard output.
+    stdout: bool = True
+
+
+class ServiceConfig(_Section):
+    device_id: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "facelens",
+                           pattern=r"^[A-Za-z0-9_-]+$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Stop after this many processed frames (0 = never); for tests and benchmarks.
+    max_frames: int = Field(default=0, ge=0)
+
+
+class Config(_Section):
+    source: SourceConfig = SourceConfig()
+    detector: DetectorConfig = DetectorConfig()
+    emotion: EmotionConfig = EmotionConfig()
+    authenticity: AuthenticityConfig = AuthenticityConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    output: OutputConfig = OutputConfig()
+    service: ServiceConfig = ServiceConfig()
+
+
+# -- loading -------------------------------------------------------------------------------
+def load_config(path: str | Path | None = None, *, environ: dict[str, str] | None = None,
+                overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Read the TOML file (if any), apply environment variables, then explicit overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    data: dict[str, dict[str, Any]] = {}
+    origin: dict[tuple[str, str], str] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        for section, values in raw.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"config key {section!r} in {path}: expected a [{section}] "
+                                  "table, got a value")
+            data[section] = dict(values)
+            origin.update({(section, k): f"in {path}" for k in values})
+    for var, value in environ.items():
+        if not var.startswith(ENV_PREFIX) or var in ENV_NOT_KEYS:
+            continue
+        section, key = _split_env(var)
+        data.setdefault(section, {})[key] = _parse_env_value(section, key, value)
+        origin[(section, key)] = f"from environment {var}"
+    for section, values in (overrides or {}).items():
+        for key, value in values.items():
+            data.setdefault(section, {})[key] = value
+            origin[(section, key)] = "from the command line"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+
+
+def _split_env(var: str) -> tuple[str, str]:
+    rest = var[len(ENV_PREFIX):].lower()
+    for section in sorted(Config.model_fields, key=len, reverse=True):
+        if rest.startswith(section + "_"):
+            key = rest[len(section) + 1:]
+            if key in _section_model(section).model_fields:
+                return section, key
+            raise ConfigError(f"environment variable {var}: [{section}] has no key {key!r} "
+                              f"(known: {', '.join(_section_model(section).model_fields)})")
+    raise ConfigError(f"environment variable {var}: no config section matches "
+                      f"(sections: {', '.join(Config.model_fields)})")
+
+
+def _section_model(section: str) -> type[BaseModel]:
+    return Config.model_fields[section].annotation  # type: ignore[return-value]
+
+
+def _parse_env_value(section: str, key: str, value: str) -> Any:
+    """Environment values are strings; lists are written as JSON (`[2, 2]`) or `2x2`."""
+    annotation = _section_model(section).model_fields[key].annotation
+    if get_origin(annotation) in (tuple, list) or annotation in (tuple, list):
+        text = value.strip()
+        if "x" in text and not text.startswith("["):
+            return [p.strip() for p in text.split("x")]
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(f"environment variable {ENV_PREFIX}{section.upper()}_{key.upper()}"
+                              f": expected a list like [2, 2], got {value!r}") from None
+    if type(None) in get_args(annotation) and value.strip() == "":
+        return None
+    return value
+
+
+def _describe(exc: ValidationError, origin: dict[tuple[str, str], str]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc)
+        where = origin.get((loc[0], loc[1])) if len(loc) >= 2 else None
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(loc)
+            msg = f"unknown config key {key!r}" + (f" (known: {known})" if known else "")
+        else:
+            got = f" (got {err['input']!r})" if "input" in err and len(loc) >= 2 else ""
+            msg = f"config key {key!r}: {err['msg']}{got}"
+        lines.append(msg + (f" {where}" if where else ""))
+    return "; ".join(lines)
+
+
+def _known_keys(loc: list[str]) -> str:
+    if len(loc) == 1:
+        return ", ".join(Config.model_fields)
+    if loc[0] in Config.model_fields:
+        return ", ".join(_section_model(loc[0]).model_fields)
+    return ""

@@ -1,0 +1,261 @@
+"""The model contract: what a model file is, and the one way pixels become its input tensor.
+
+Training, the converter and the device all import this module, so a model is always fed
+exactly as it was trained: the colour order, size and normalisation come from the model's
+manifest, and integer quantisation comes from the model's own tensor details. Nothing here
+imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SUFFIX = ".json"
+
+#: The FER-2013 classes, in the dataset's own index order (0 = angry … 6 = neutral).
+FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: Authenticity labels; a sigmoid model outputs the probability of the last one.
+AUTHENTICITY_LABELS: tuple[str, ...] = ("real", "fake")
+
+Task = Literal["face_detection", "emotion", "authenticity"]
+Colour = Literal["gray", "rgb", "bgr"]
+
+
+class ManifestError(ValueError):
+    """A manifest, or the model file it describes, is not what it should be."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    """How the model wants its input: size, colour order and the float range of a pixel."""
+
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    channels: Literal[1, 3]
+    colour: Colour
+    #: The float range that pixel values 0…255 map to linearly, e.g. [-1, 1] or [0, 1].
+    range: tuple[float, float] = (0.0, 1.0)
+
+    @field_validator("range")
+    @classmethod
+    def _increasing(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < v[1]:
+            raise ValueError(f"range must be increasing, got {list(v)}")
+        return v
+
+    def model_post_init(self, __context: object) -> None:
+        if (self.colour == "gray") != (self.channels == 1):
+            raise ValueError(f"colour {self.colour!r} does not fit channels={self.channels}")
+
+    @property
+    def scale(self) -> float:
+        return (self.range[1] - self.range[0]) / 255.0
+
+    @property
+    def offset(self) -> float:
+        return self.range[0]
+
+
+class AnchorLayer(_Strict):
+    """One SSD feature map of a BlazeFace model: its stride and anchors per cell."""
+
+    stride: int = Field(gt=0)
+    per_cell: int = Field(gt=0)
+
+
+class OutputSpec(_Strict):
+    """What the output tensor holds, so the runner can turn it into probabilities."""
+
+    #: softmax: probabilities already; sigmoid: one probability of the last label;
+    #: logits: apply softmax. Detectors use "blazeface".
+    activation: Literal["softmax", "sigmoid", "logits", "blazeface"] = "softmax"
+    anchors: tuple[AnchorLayer, ...] = ()
+
+
+class Provenance(_Strict):
+    """Where the file came from, so anyone can fetch and check it again."""
+
+    source: str
+    path: str = ""
+    notes: str = ""
+
+
+class ModelManifest(_Strict):
+    """The description a model file travels with; `sha256` binds it to one exact file."""
+
+    schema_version: int = MANIFEST_SCHEMA_VERSION
+    name: str = Field(min_length=1)
+    task: Task
+    file: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    labels: tuple[str, ...]
+    input: InputSpec
+    output: OutputSpec = OutputSpec()
+    licence: str = ""
+    provenance: Provenance | None = None
+
+    def model_post_init(self, __context: object) -> None:
+        if self.task == "face_detection":
+            if self.output.activation != "blazeface" or not self.output.anchors:
+                raise ValueError("a face_detection manifest needs output.activation 'blazeface' "
+                                 "and its output.anchors")
+        elif self.output.activation == "sigmoid" and len(self.labels) != 2:
+            raise ValueError("a sigmoid output needs exactly 2 labels")
+        elif len(self.labels) < 2:
+            raise ValueError(f"a {self.task} model needs at least 2 labels")
+
+    # -- files ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> ModelManifest:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ManifestError(f"model manifest not found: {path}") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ManifestError(f"model manifest {path} is not readable JSON: {exc}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ManifestError(f"model manifest {path} is invalid: {_first_error(exc)}") from None
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.model_dump_json(indent=2, exclude_none=True) + "\n")
+        return path
+
+    def model_path(self, manifest_path: str | Path) -> Path:
+        """The model file, which lives beside its manifest."""
+        return Path(manifest_path).parent / self.file
+
+    def verify_file(self, model_path: str | Path) -> None:
+        """Refuse a model file that is missing or not the one this manifest describes."""
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise ManifestError(f"model file not found: {model_path} (manifest {self.name!r})")
+        digest = sha256_file(model_path)
+        if digest != self.sha256:
+            raise ManifestError(
+                f"model file {model_path} has sha256 {digest}, but manifest {self.name!r} "
+                f"expects {self.sha256}: the file is corrupt or not the model described"
+            )
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    return f"{loc}: {err['msg']}"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# -- preprocessing ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Quantization:
+    """An integer input tensor's affine mapping, as the model itself declares it."""
+
+    dtype: np.dtype
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def from_tensor_details(cls, details: dict) -> Quantization | None:
+        """Read quantisation from an interpreter's input detail; None for float inputs."""
+        dtype = np.dtype(details["dtype"])
+        if dtype.kind == "f":
+            return None
+        scale, zero_point = details["quantization"]
+        if not scale:
+            raise ManifestError(f"integer input tensor {details.get('name')!r} has no "
+                                "quantisation scale")
+        return cls(dtype=dtype, scale=float(scale), zero_point=int(zero_point))
+
+
+def convert_colour(image: np.ndarray, colour: Colour) -> np.ndarray:
+    """Turn an OpenCV image (BGR, BGRA or grey) into the model's colour order."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        if colour == "gray":
+            return image
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if colour == "rgb" else cv2.COLOR_GRAY2BGR)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"expected an H×W grey or H×W×3 BGR image, got shape {image.shape}")
+    if image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if colour == "gray":
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if colour == "rgb":
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize with area averaging when shrinking (no aliasing) and bilinear when growing."""
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    shrinking = image.shape[1] > width or image.shape[0] > height
+    return cv2.resize(image, (width, height),
+                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def normalize(pixels: np.ndarray, spec: InputSpec, quant: Quantization | None = None) -> np.ndarray:
+    """Map uint8 pixels (N×H×W×C) to the model's float range, then to its integer type if any."""
+    values = pixels.astype(np.float32) * np.float32(spec.scale) + np.float32(spec.offset)
+    if quant is None:
+        return values
+    info = np.iinfo(quant.dtype)
+    q = np.round(values / np.float32(quant.scale)) + quant.zero_point
+    return np.clip(q, info.min, info.max).astype(quant.dtype)
+
+
+def to_pixels(images: Sequence[np.ndarray] | np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Colour-convert and resize images to an N×H×W×C uint8 batch of the model's shape."""
+    if isinstance(images, np.ndarray) and images.ndim in (2, 3) and not (
+        images.ndim == 3 and images.shape[2] not in (1, 3, 4)
+    ):
+        images = [images]
+    out = np.empty((len(images), spec.height, spec.width, spec.channels), np.uint8)
+    for i, img in enumerate(images):
+        if img.dtype != np.uint8:
+            raise ValueError(f"expected uint8 pixels, got {img.dtype} (image {i})")
+        px = resize(convert_colour(img, spec.colour), spec.width, spec.height)
+        out[i] = px.reshape(spec.height, spec.width, spec.channels)
+    return out
+
+
+def preprocess(images: Sequence[np.ndarray] | np.ndarray, spec: InputSpec,
+               quant: Quantization | None = None) -> np.ndarray:
+    """Turn face crops (OpenCV BGR or grey, any size) into exactly the model's input tensor.
+
+    One image gives a batch of one. This is the function training, conversion calibration and
+    the device share; anything that feeds a model goes through it.
+    """
+    return normalize(to_pixels(images, spec), spec, quant)
+
+
+def dequantize(values: np.ndarray, details: dict) -> np.ndarray:
+    """Turn an output tensor back into floats using its own quantisation parameters."""
+    if np.dtype(details["dtype"]).kind == "f":
+        return values.astype(np.float32)
+    scale, zero_point = details["quantization"]
+    return (values.astype(np.float32) - zero_point) * np.float32(scale)

@@ -1,0 +1,80 @@
+"""What a face detector returns, and the box arithmetic every stage shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face in frame coordinates. `score` is the detector's confidence in [0, 1] (Haar has
+    no calibrated confidence and reports 1.0). `keypoints` are BlazeFace's six landmarks:
+    right eye, left eye, nose tip, mouth, right ear tragion, left ear tragion."""
+
+    box: Box
+    score: float
+    keypoints: tuple[tuple[float, float], ...] = field(default=())
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+class Detector(Protocol):
+    name: str
+    backend: str
+    last_latency_ms: float
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an H×W×3 BGR frame."""
+        ...
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of N×4 and M×4 box arrays."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def crop_box(box: Box, margin: float, frame_w: int, frame_h: int) -> tuple[int, int, int, int]:
+    """The square region classifiers see: the box grown by `margin` of its size on each side,
+    squared around its centre, then clamped to the frame (integer pixels, never empty)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    side = max(box[2] - box[0], box[3] - box[1]) * (1 + 2 * margin)
+    x1 = int(round(max(0.0, cx - side / 2)))
+    y1 = int(round(max(0.0, cy - side / 2)))
+    x2 = int(round(min(float(frame_w), cx + side / 2)))
+    y2 = int(round(min(float(frame_h), cy + side / 2)))
+    x2, y2 = max(x2, min(frame_w, x1 + 1)), max(y2, min(frame_h, y1 + 1))
+    return x1, y1, x2, y2
+
+
+def crop(image: np.ndarray, box: Box, margin: float) -> np.ndarray:
+    x1, y1, x2, y2 = crop_box(box, margin, image.shape[1], image.shape[0])
+    return image[y1:y2, x1:x2]

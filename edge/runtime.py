@@ -1,0 +1,156 @@
+"""Open a verified .tflite model with the TFLite runtime the device has.
+
+LiteRT (`ai-edge-litert`) comes first, `tflite-runtime` is the fallback for platforms without
+a LiteRT wheel. The Edge TPU delegate is used when asked for and present; when it is asked for
+and missing the model runs on the CPU and `backend` says so, because a Pi owner would rather
+have slow answers than none.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from edge.contract import ManifestError, ModelManifest, Quantization, dequantize
+
+log = logging.getLogger(__name__)
+
+EDGETPU_LIBRARY = "libedgetpu.so.1"
+EdgeTpuMode = Literal["off", "auto", "on"]
+
+
+class RuntimeMissingError(RuntimeError):
+    """No TFLite runtime package is installed."""
+
+
+def _import_runtime() -> tuple[Any, str]:
+    """Return (interpreter module, description) of the first runtime found."""
+    for module, dist in (("ai_edge_litert.interpreter", "ai-edge-litert"),
+                         ("tflite_runtime.interpreter", "tflite-runtime")):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        try:
+            from importlib.metadata import version
+
+            return mod, f"{dist} {version(dist)}"
+        except Exception:  # metadata can be absent in odd installs; the name is enough
+            return mod, dist
+    raise RuntimeMissingError(
+        "no TFLite runtime: install the edge extra (pip install 'facelens[edge]', which brings "
+        "ai-edge-litert) or tflite-runtime==2.14.0"
+    )
+
+
+def _load_edgetpu_delegate(mod: Any, mode: EdgeTpuMode) -> tuple[Any | None, str]:
+    if mode == "off":
+        return None, ""
+    try:
+        return mod.load_delegate(EDGETPU_LIBRARY), ""
+    except (ValueError, OSError, RuntimeError) as exc:
+        reason = f"Edge TPU delegate unavailable ({EDGETPU_LIBRARY}: {exc}); running on CPU"
+        log.warning(reason)
+        return None, reason
+
+
+@dataclass
+class TFLiteModel:
+    """A model verified against its manifest and ready to run."""
+
+    manifest: ModelManifest
+    path: Path
+    interpreter: Any
+    backend: str
+    input_details: dict
+    output_details: list[dict]
+    quantization: Quantization | None
+    fallback_reason: str = ""
+    last_latency_ms: float = 0.0
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self.input_details["dtype"])
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Invoke on one preprocessed batch-of-one; returns every output, dequantised."""
+        if tensor.shape != tuple(self.input_details["shape"]) or tensor.dtype != self.input_dtype:
+            raise ValueError(
+                f"model {self.manifest.name!r} expects input {tuple(self.input_details['shape'])} "
+                f"{self.input_dtype}, got {tensor.shape} {tensor.dtype}"
+            )
+        t0 = time.perf_counter()
+        self.interpreter.set_tensor(self.input_details["index"], tensor)
+        self.interpreter.invoke()
+        outs = [dequantize(self.interpreter.get_tensor(d["index"]), d)
+                for d in self.output_details]
+        self.last_latency_ms = (time.perf_counter() - t0) * 1000.0
+        return outs
+
+
+def open_model(manifest_path: str | Path, *, edgetpu: EdgeTpuMode = "off",
+               num_threads: int = 2) -> TFLiteModel:
+    """Load the manifest, verify the file's hash and tensor shapes, and build the interpreter."""
+    manifest_path = Path(manifest_path)
+    manifest = ModelManifest.load(manifest_path)
+    path = manifest.model_path(manifest_path)
+    manifest.verify_file(path)
+    mod, runtime_name = _import_runtime()
+    delegate, reason = _load_edgetpu_delegate(mod, edgetpu)
+    try:
+        if delegate is not None:
+            interp = mod.Interpreter(model_path=str(path), experimental_delegates=[delegate])
+            backend = f"{runtime_name} / edgetpu"
+        else:
+            interp = mod.Interpreter(model_path=str(path), num_threads=num_threads)
+            backend = f"{runtime_name} / cpu ({num_threads} threads)"
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        hint = (" (an *_edgetpu.tflite model needs the Edge TPU delegate)"
+                if "edgetpu" in str(exc).lower() else "")
+        raise ManifestError(f"model file {path} cannot be loaded by {runtime_name}: {exc}{hint}") \
+            from None
+    inputs = interp.get_input_details()
+    outputs = interp.get_output_details()
+    _check_shapes(manifest, path, inputs, outputs)
+    quant = Quantization.from_tensor_details(inputs[0])
+    if edgetpu == "on" and delegate is None:
+        raise ManifestError(reason)
+    return TFLiteModel(manifest, path, interp, backend, inputs[0], list(outputs), quant, reason)
+
+
+def _check_shapes(manifest: ModelManifest, path: Path, inputs: list[dict],
+                  outputs: list[dict]) -> None:
+    spec = manifest.input
+    if len(inputs) != 1:
+        raise ManifestError(f"model {path} has {len(inputs)} inputs; FaceLens models have one")
+    expected = (1, spec.height, spec.width, spec.channels)
+    got = tuple(int(x) for x in inputs[0]["shape"])
+    if got != expected:
+        raise ManifestError(f"model {path} takes input {got}, but manifest {manifest.name!r} "
+                            f"says {expected} (height, width, channels)")
+    if manifest.task == "face_detection":
+        n_anchors = anchor_count(manifest, spec.height, spec.width)
+        shapes = sorted(tuple(int(x) for x in o["shape"]) for o in outputs)
+        want = sorted([(1, n_anchors, 1), (1, n_anchors, 16)])
+        if shapes != want:
+            raise ManifestError(f"detector {path} outputs {shapes}, but its manifest's anchors "
+                                f"need {want}")
+        return
+    n_out = 1 if manifest.output.activation == "sigmoid" else len(manifest.labels)
+    got_out = tuple(int(x) for x in outputs[0]["shape"])
+    if len(outputs) != 1 or got_out != (1, n_out):
+        raise ManifestError(f"model {path} outputs {got_out}, but manifest {manifest.name!r} "
+                            f"({manifest.output.activation}, {len(manifest.labels)} labels) "
+                            f"needs (1, {n_out})")
+
+
+def anchor_count(manifest: ModelManifest, height: int, width: int) -> int:
+    return sum((height // a.stride) * (width // a.stride) * a.per_cell
+               for a in manifest.output.anchors)

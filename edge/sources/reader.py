@@ -1,0 +1,160 @@
+"""Keeps frames coming: reopens a failed source with backoff, and hands over the newest frame.
+
+A live camera produces frames whether or not we keep up; queueing them would make every event
+later than the last. So for live sources a thread reads continuously, keeps only the newest
+frame and counts the ones nobody took. Files are read in order, every frame, on the caller's
+thread, so their results do not depend on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+
+from edge.sources.base import EndOfStream, Frame, Source, SourceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReaderStats:
+    frames_read: int = 0
+    frames_dropped: int = 0
+    reconnects: int = 0
+
+
+class Backoff:
+    """Exponential delays from `low` to `high`, reset after a success."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high, self.next = low, high, low
+
+    def wait(self, stop: threading.Event) -> None:
+        stop.wait(self.next)
+        self.next = min(self.high, self.next * 2)
+
+    def reset(self) -> None:
+        self.next = self.low
+
+
+class FrameReader:
+    def __init__(self, source: Source, *, latest_only: bool | None = None, loop: bool = False,
+                 reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0,
+                 stop: threading.Event | None = None) -> None:
+        self.source = source
+        self.latest_only = source.live if latest_only is None else latest_only
+        self.loop = loop
+        self.stats = ReaderStats()
+        self.stop = stop or threading.Event()
+        self._backoff = Backoff(reconnect_min_s, reconnect_max_s)
+        self._open = False
+        self._ended = False
+        self._t_offset = 0.0
+        self._last: Frame | None = None
+        self._slot: Frame | None = None
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the source. A file or folder that cannot be opened is an error at once; a
+        camera or stream is retried in the background, since it may come back."""
+        try:
+            self.source.open()
+            self._open = True
+        except SourceError:
+            if not self.source.live:
+                raise
+            log.exception("source %s unavailable; will retry", self.source.name)
+        if self.latest_only:
+            self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.source.close()
+        self._open = False
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, timeout: float = 1.0) -> Frame | None:
+        """The next frame to process; None on timeout, or for good once the stream ended."""
+        if not self.latest_only:
+            return self._next()
+        with self._cond:
+            if self._slot is None and not self._ended:
+                self._cond.wait(timeout)
+            frame, self._slot = self._slot, None
+            return frame
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            frame = self._next()
+            if frame is None:
+                continue
+            with self._cond:
+                if self._slot is not None:
+                    self.stats.frames_dropped += 1
+                self._slot = frame
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _next(self) -> Frame | None:
+        """Read one frame, reopening after failures; None when ended or stopping."""
+        while not self.stop.is_set() and not self._ended:
+            try:
+                if not self._open:
+                    self.source.open()
+                    self._open = True
+                    log.info("source %s opened", self.source.name)
+                frame = self.source.read()
+            except EndOfStream:
+                if not self.loop:
+                    self._finish()
+                    return None
+                self._restart_file()
+                continue
+            except SourceError as exc:
+                self._failed(exc)
+                continue
+            self._backoff.reset()
+            self.stats.frames_read += 1
+            frame = replace(frame, t=frame.t + self._t_offset) if self._t_offset else frame
+            self._last = frame
+            return frame
+        return None
+
+    def _finish(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def _restart_file(self) -> None:
+        if self._last is not None:
+            self._t_offset = self._last.t + 0.04  # keep the clock going forward across loops
+        self.source.close()
+        self._open = False
+
+    def _failed(self, exc: SourceError) -> None:
+        self.source.close()
+        self._open = False
+        if not self.source.live:
+            # A file does not heal by waiting: unreadable at the start is an error, broken
+            # later ends the stream with what was read.
+            if self.stats.frames_read == 0:
+                raise exc
+            log.warning("%s; treating as the end of the stream", exc)
+            self._finish()
+            return
+        log.warning("%s; reopening in %.1f s", exc, self._backoff.next)
+        self.stats.reconnects += 1
+        self._backoff.wait(self.stop)
