@@ -69,7 +69,8 @@ class DetectorConfig(_Section):
     min_score: float = Field(default=0.5, gt=0, lt=1)
     nms_iou: float = Field(default=0.3, gt=0, lt=1)
     #: Columns × rows of overlapping tiles run besides the whole frame; [1, 1] = whole frame only.
-    tiles: tuple[int, int] = (2, 2)
+    #: 3×2 measured best for 25–80 px faces at 640×480 (benchmarks/detector_strategies.py).
+    tiles: tuple[int, int] = (3, 2)
     tile_overlap: float = Field(default=0.25, ge=0, lt=0.9)
     min_face_px: int = Field(default=12, ge=1)
     #: Crops for the classifiers grow by this fraction of the box on each side.

@@ -42,7 +42,8 @@ def decode(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, inpu
            input_h: int, min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes (x1, y1, x2, y2), scores and keypoints, normalised to the model input, of the
     anchors scoring at least `min_score`."""
-    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1), -100.0, 100.0)))
+    # float32 exp overflows past ~88, hence the clip (MediaPipe clips at 100 in float64)
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1), -80.0, 80.0)))
     keep = scores >= min_score
     raw, anc, scores = regressors.reshape(-1, 16)[keep], anchors[keep], scores[keep]
     scale = np.array([input_w, input_h], np.float32)

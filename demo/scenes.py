@@ -1,0 +1,163 @@
+"""Scenes and videos made from real face photos, for the demo, the tests and the benchmarks.
+
+No face dataset can be downloaded here, but scikit-image ships real photographs: the
+astronaut Eileen Collins (smiling), the cameraman, and 100 faces of Labeled Faces in the Wild.
+They are pasted into a room-sized frame at the sizes a shelf camera sees, with the true
+face boxes known, so detection can be measured rather than eyeballed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+FRAME_W, FRAME_H = 640, 480
+
+
+@dataclass(frozen=True)
+class FacePhoto:
+    """A photo and the box of the face in it (x1, y1, x2, y2), measured once by hand."""
+
+    name: str
+    image: np.ndarray  # BGR uint8
+    face: tuple[int, int, int, int]
+
+
+def astronaut() -> FacePhoto:
+    from skimage import data
+
+    return FacePhoto("astronaut", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR),
+                     (172, 66, 278, 172))
+
+
+def cameraman() -> FacePhoto:
+    from skimage import data
+
+    return FacePhoto("cameraman", cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2BGR),
+                     (194, 121, 273, 200))
+
+
+def lfw_faces(count: int = 100) -> list[FacePhoto]:
+    """LFW crops are tight 25×25 greyscale faces; the face box is most of the crop."""
+    from skimage import data
+
+    faces = data.lfw_subset()[:min(count, 100)]  # the first 100 are faces, the rest are not
+    out = []
+    for i, f in enumerate(faces):
+        grey = cv2.resize((f * 255).astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
+        out.append(FacePhoto(f"lfw{i:03d}", cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR),
+                             (10, 10, 90, 95)))
+    return out
+
+
+def background(width: int = FRAME_W, height: int = FRAME_H) -> np.ndarray:
+    """A faceless real photo (a coffee cup), dimmed and softened to look like a room."""
+    from skimage import data
+
+    img = cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)
+    img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.GaussianBlur((img * 0.7).astype(np.uint8), (0, 0), 3)
+
+
+def paste_face(canvas: np.ndarray, photo: FacePhoto, x: int, y: int,
+               face_px: int) -> tuple[float, float, float, float]:
+    """Paste the photo scaled so its face is `face_px` tall with the face's top-left at
+    (x, y), with a feathered edge; return the face box in the canvas."""
+    fx1, fy1, fx2, fy2 = photo.face
+    s = face_px / (fy2 - fy1)
+    # Keep a margin of context around the face (hair, neck), as a camera would see.
+    mx, my = int((fx2 - fx1) * 0.6), int((fy2 - fy1) * 0.6)
+    sx1, sy1 = max(0, fx1 - mx), max(0, fy1 - my)
+    sx2 = min(photo.image.shape[1], fx2 + mx)
+    sy2 = min(photo.image.shape[0], fy2 + my)
+    patch = cv2.resize(photo.image[sy1:sy2, sx1:sx2],
+                       (max(1, round((sx2 - sx1) * s)), max(1, round((sy2 - sy1) * s))),
+                       interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    px, py = round(x - (fx1 - sx1) * s), round(y - (fy1 - sy1) * s)
+    h, w = patch.shape[:2]
+    cx1, cy1 = max(0, px), max(0, py)
+    cx2, cy2 = min(canvas.shape[1], px + w), min(canvas.shape[0], py + h)
+    if cx2 <= cx1 or cy2 <= cy1:
+        raise ValueError("face pasted entirely outside the frame")
+    alpha = np.zeros((h, w), np.float32)
+    feather = max(1, min(h, w) // 8)
+    alpha[feather:h - feather, feather:w - feather] = 1.0
+    alpha = cv2.blur(alpha, (2 * feather + 1, 2 * feather + 1))[..., None]
+    region = canvas[cy1:cy2, cx1:cx2].astype(np.float32)
+    part = patch[cy1 - py:cy2 - py, cx1 - px:cx2 - px].astype(np.float32)
+    a = alpha[cy1 - py:cy2 - py, cx1 - px:cx2 - px]
+    canvas[cy1:cy2, cx1:cx2] = (part * a + region * (1 - a)).astype(np.uint8)
+    return (x, y, x + (fx2 - fx1) * s, y + face_px)
+
+
+def room_scene(photos: list[FacePhoto], sizes: list[int], rng: np.random.Generator,
+               width: int = FRAME_W, height: int = FRAME_H
+               ) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
+    """Faces of the given heights at random, non-overlapping places; returns (frame, boxes)."""
+    canvas = background(width, height)
+    boxes: list[tuple[float, float, float, float]] = []
+    for photo, size in zip(photos, sizes):
+        for _ in range(200):
+            x = int(rng.integers(8, width - size * 2))
+            y = int(rng.integers(8, height - size * 2))
+            cand = (x - size, y - size, x + 2 * size, y + 2 * size)  # keep context apart too
+            if all(cand[2] < b[0] or cand[0] > b[2] or cand[3] < b[1] or cand[1] > b[3]
+                   for b in boxes):
+                break
+        boxes.append(paste_face(canvas, photo, x, y, size))
+    return canvas, boxes
+
+
+def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    """Write frames with OpenCV (MJPG in .avi decodes everywhere OpenCV does)."""
+    path = Path(path)
+    h, w = frames[0].shape[:2]
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix == ".avi" else "mp4v"))
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+@dataclass(frozen=True)
+class AstronautVideo:
+    path: Path
+    fps: float
+    face_frames: range  # frame indices in which the face is visible
+    total_frames: int
+
+
+def astronaut_video(path: str | Path, *, fps: float = 10.0, empty_before: int = 10,
+                    face_frames: int = 40, empty_after: int = 25) -> AstronautVideo:
+    """An empty room, then the smiling astronaut (face ~110 px, moving slowly), then the
+    empty room again: one person arrives, stays about four seconds, and leaves."""
+    photo = astronaut()
+    frames = [background() for _ in range(empty_before)]
+    for i in range(face_frames):
+        canvas = background()
+        paste_face(canvas, photo, 220 + 2 * i, 140, 110)
+        frames.append(canvas)
+    frames += [background() for _ in range(empty_after)]
+    start = empty_before
+    write_video(path, frames, fps)
+    return AstronautVideo(Path(path), fps, range(start, start + face_frames), len(frames))
+
+
+def tilted(photo: FacePhoto, degrees: float, mirror: bool = False) -> FacePhoto:
+    """The same photo with the head tilted (rotated about the face centre), optionally
+    mirrored: a camera rarely sees a face upright and frontal."""
+    img = photo.image[:, ::-1].copy() if mirror else photo.image
+    x1, y1, x2, y2 = photo.face
+    if mirror:
+        w = img.shape[1]
+        x1, x2 = w - x2, w - x1
+    centre = ((x1 + x2) / 2, (y1 + y2) / 2)
+    m = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    rotated = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
+    return FacePhoto(f"{photo.name}{'-m' if mirror else ''}@{degrees:g}", rotated, (x1, y1, x2, y2))
