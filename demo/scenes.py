@@ -125,28 +125,44 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 10.0) -
     return path
 
 
+def cover_mouth(canvas: np.ndarray, face: tuple[float, float, float, float],
+                fraction: float = 0.4) -> None:
+    """Hide the lower `fraction` of the face behind a mug-coloured block (a raised cup or
+    hand): the smile disappears from view while the face stays detectable."""
+    x1, y1, x2, y2 = (int(v) for v in face)
+    top = int(y2 - (y2 - y1) * fraction)
+    canvas[top:y2 + 10, max(0, x1 - 5):x2 + 5] = (60, 80, 140)
+
+
 @dataclass(frozen=True)
 class AstronautVideo:
     path: Path
     fps: float
     face_frames: range  # frame indices in which the face is visible
+    covered_frames: range  # frame indices in which the mouth is hidden
     total_frames: int
 
 
 def astronaut_video(path: str | Path, *, fps: float = 10.0, empty_before: int = 10,
-                    face_frames: int = 40, empty_after: int = 25) -> AstronautVideo:
-    """An empty room, then the smiling astronaut (face ~110 px, moving slowly), then the
-    empty room again: one person arrives, stays about four seconds, and leaves."""
+                    face_frames: int = 50, empty_after: int = 25) -> AstronautVideo:
+    """An empty room; the smiling astronaut arrives (face ~110 px, drifting slowly), hides
+    her smile behind a cup for 1.5 s, smiles again, and leaves; then the empty room again.
+    So one track should give `new` (happy), `update`s as the smile goes and comes back, and
+    `end`."""
     photo = astronaut()
     frames = [background() for _ in range(empty_before)]
+    covered = range(15, 30)
     for i in range(face_frames):
         canvas = background()
-        paste_face(canvas, photo, 220 + 2 * i, 140, 110)
+        box = paste_face(canvas, photo, 220 + 2 * i, 140, 110)
+        if i in covered:
+            cover_mouth(canvas, box)
         frames.append(canvas)
     frames += [background() for _ in range(empty_after)]
     start = empty_before
     write_video(path, frames, fps)
-    return AstronautVideo(Path(path), fps, range(start, start + face_frames), len(frames))
+    return AstronautVideo(Path(path), fps, range(start, start + face_frames),
+                          range(start + covered.start, start + covered.stop), len(frames))
 
 
 def tilted(photo: FacePhoto, degrees: float, mirror: bool = False) -> FacePhoto:

@@ -8,6 +8,8 @@ have slow answers than none.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import importlib
 import logging
 import time
@@ -49,15 +51,34 @@ def _import_runtime() -> tuple[Any, str]:
     )
 
 
+@functools.cache
+def _edgetpu_library_loads() -> str:
+    """'' when libedgetpu loads, else why not. Asked once per process: every model would
+    otherwise log the same warning, and LiteRT's failed Delegate prints a stray traceback."""
+    try:
+        ctypes.CDLL(EDGETPU_LIBRARY)
+    except OSError as exc:
+        return str(exc)
+    return ""
+
+
 def _load_edgetpu_delegate(mod: Any, mode: EdgeTpuMode) -> tuple[Any | None, str]:
     if mode == "off":
         return None, ""
-    try:
-        return mod.load_delegate(EDGETPU_LIBRARY), ""
-    except (ValueError, OSError, RuntimeError) as exc:
-        reason = f"Edge TPU delegate unavailable ({EDGETPU_LIBRARY}: {exc}); running on CPU"
+    problem = _edgetpu_library_loads()
+    if not problem:
+        try:
+            return mod.load_delegate(EDGETPU_LIBRARY), ""
+        except (ValueError, OSError, RuntimeError) as exc:
+            problem = str(exc)
+    reason = f"Edge TPU delegate unavailable ({problem}); running on CPU"
+    if reason not in _warned:  # once per process, not once per model
+        _warned.add(reason)
         log.warning(reason)
-        return None, reason
+    return None, reason
+
+
+_warned: set[str] = set()
 
 
 @dataclass

