@@ -99,7 +99,7 @@ def room_scene(photos: list[FacePhoto], sizes: list[int], rng: np.random.Generat
     """Faces of the given heights at random, non-overlapping places; returns (frame, boxes)."""
     canvas = background(width, height)
     boxes: list[tuple[float, float, float, float]] = []
-    for photo, size in zip(photos, sizes):
+    for photo, size in zip(photos, sizes, strict=True):
         for _ in range(200):
             x = int(rng.integers(8, width - size * 2))
             y = int(rng.integers(8, height - size * 2))

@@ -23,7 +23,9 @@ MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_SUFFIX = ".json"
 
 #: The FER-2013 classes, in the dataset's own index order (0 = angry … 6 = neutral).
-FER2013_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER2013_LABELS: tuple[str, ...] = (
+    "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+)
 #: Authenticity labels; a sigmoid model outputs the probability of the last one.
 AUTHENTICITY_LABELS: tuple[str, ...] = ("real", "fake")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from contextlib import suppress
 
 
 class SystemdNotifier:
@@ -28,11 +29,9 @@ class SystemdNotifier:
     def send(self, *fields: str) -> None:
         if not self._addr:
             return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.sendto("\n".join(fields).encode(), self._addr)
-            except OSError:
-                pass  # systemd gone (shutdown): nothing to tell
+        # OSError: systemd is gone (shutdown), there is nobody left to tell.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, suppress(OSError):
+            sock.sendto("\n".join(fields).encode(), self._addr)
 
     def ready(self, status: str = "") -> None:
         self.send("READY=1", *([f"STATUS={status}"] if status else []))

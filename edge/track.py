@@ -187,7 +187,7 @@ class Tracker:
             k = int(np.argmax(track.emotion))
             emotion = EmotionResult(self.labels[k], round(float(track.emotion[k]), 4),
                                     {lab: round(float(p), 4)
-                                     for lab, p in zip(self.labels, track.emotion)})
+                                     for lab, p in zip(self.labels, track.emotion, strict=True)})
         if track.fake is not None:
             verdict = self._verdict(track)
             score = track.fake if verdict == "fake" else 1 - track.fake

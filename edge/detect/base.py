@@ -67,10 +67,10 @@ def crop_box(box: Box, margin: float, frame_w: int, frame_h: int) -> tuple[int, 
     squared around its centre, then clamped to the frame (integer pixels, never empty)."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     side = max(box[2] - box[0], box[3] - box[1]) * (1 + 2 * margin)
-    x1 = int(round(max(0.0, cx - side / 2)))
-    y1 = int(round(max(0.0, cy - side / 2)))
-    x2 = int(round(min(float(frame_w), cx + side / 2)))
-    y2 = int(round(min(float(frame_h), cy + side / 2)))
+    x1 = round(max(0.0, cx - side / 2))
+    y1 = round(max(0.0, cy - side / 2))
+    x2 = round(min(float(frame_w), cx + side / 2))
+    y2 = round(min(float(frame_h), cy + side / 2))
     x2, y2 = max(x2, min(frame_w, x1 + 1)), max(y2, min(frame_h, y1 + 1))
     return x1, y1, x2, y2
 
