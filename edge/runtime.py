@@ -101,11 +101,10 @@ class TFLiteModel:
 
     def run(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Invoke on one preprocessed batch-of-one; returns every output, dequantised."""
-        if tensor.shape != tuple(self.input_details["shape"]) or tensor.dtype != self.input_dtype:
-            raise ValueError(
-                f"model {self.manifest.name!r} expects input {tuple(self.input_details['shape'])} "
-                f"{self.input_dtype}, got {tensor.shape} {tensor.dtype}"
-            )
+        shape = tuple(int(x) for x in self.input_details["shape"])
+        if tensor.shape != shape or tensor.dtype != self.input_dtype:
+            raise ValueError(f"model {self.manifest.name!r} expects input {shape} "
+                             f"{self.input_dtype}, got {tensor.shape} {tensor.dtype}")
         t0 = time.perf_counter()
         self.interpreter.set_tensor(self.input_details["index"], tensor)
         self.interpreter.invoke()

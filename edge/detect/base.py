@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -66,12 +67,11 @@ def crop_box(box: Box, margin: float, frame_w: int, frame_h: int) -> tuple[int, 
     """The square region classifiers see: the box grown by `margin` of its size on each side,
     squared around its centre, then clamped to the frame (integer pixels, never empty)."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    side = max(box[2] - box[0], box[3] - box[1]) * (1 + 2 * margin)
-    x1 = round(max(0.0, cx - side / 2))
-    y1 = round(max(0.0, cy - side / 2))
-    x2 = round(min(float(frame_w), cx + side / 2))
-    y2 = round(min(float(frame_h), cy + side / 2))
-    x2, y2 = max(x2, min(frame_w, x1 + 1)), max(y2, min(frame_h, y1 + 1))
+    side = max(1, round(max(box[2] - box[0], box[3] - box[1]) * (1 + 2 * margin)))
+    x1, y1 = math.floor(cx - side / 2 + 0.5), math.floor(cy - side / 2 + 0.5)
+    x2, y2 = x1 + side, y1 + side
+    x1, y1 = min(max(x1, 0), frame_w - 1), min(max(y1, 0), frame_h - 1)
+    x2, y2 = max(min(x2, frame_w), x1 + 1), max(min(y2, frame_h), y1 + 1)
     return x1, y1, x2, y2
 
 
