@@ -133,14 +133,14 @@ class ServiceConfig(_Section):
 
 
 class Config(_Section):
-    source: SourceConfig = SourceConfig()
-    detector: DetectorConfig = DetectorConfig()
-    emotion: EmotionConfig = EmotionConfig()
-    authenticity: AuthenticityConfig = AuthenticityConfig()
-    runtime: RuntimeConfig = RuntimeConfig()
-    tracker: TrackerConfig = TrackerConfig()
-    output: OutputConfig = OutputConfig()
-    service: ServiceConfig = ServiceConfig()
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    emotion: EmotionConfig = Field(default_factory=EmotionConfig)
+    authenticity: AuthenticityConfig = Field(default_factory=AuthenticityConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
 
 
 # -- loading -------------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""Configuration: one validated object from TOML and FACELENS_<SECTION>_<KEY> variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_no_file():
+    cfg = load_config(None, environ={})
+    assert cfg.detector.model == "blazeface_full_range" and cfg.detector.tiles == (3, 2)
+    assert cfg.emotion.model == "emotion_mini_xception" and cfg.authenticity.model is None
+
+
+def test_file_values_are_read_and_typed(tmp_path):
+    cfg = load_config(write(tmp_path, """
+[source]
+uri = "rtsp://cam.local/stream"
+name = "hall"
+[detector]
+tiles = [2, 2]
+min_score = 0.6
+[tracker]
+confirm_frames = 5
+"""), environ={})
+    assert cfg.source.uri.startswith("rtsp://") and cfg.source.name == "hall"
+    assert cfg.detector.tiles == (2, 2) and cfg.detector.min_score == 0.6
+    assert cfg.tracker.confirm_frames == 5
+
+
+def test_environment_overrides_the_file(tmp_path):
+    path = write(tmp_path, "[detector]\nmin_score = 0.6\n")
+    cfg = load_config(path, environ={"FACELENS_DETECTOR_MIN_SCORE": "0.7",
+                                     "FACELENS_DETECTOR_TILES": "2x1",
+                                     "FACELENS_SOURCE_LATEST_ONLY": "true",
+                                     "FACELENS_AUTHENTICITY_MODEL": "my_model",
+                                     "FACELENS_EMOTION_MODEL": "",
+                                     "FACELENS_CONFIG": "/ignored/here.toml",
+                                     "HOME": "/root"})
+    assert cfg.detector.min_score == 0.7 and cfg.detector.tiles == (2, 1)
+    assert cfg.source.latest_only is True
+    assert cfg.authenticity.model == "my_model" and cfg.emotion.model is None
+
+
+def test_unknown_key_in_file_names_key_file_and_known_keys(tmp_path):
+    path = write(tmp_path, "[detector]\nmin_scor = 0.6\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    msg = str(info.value)
+    assert "unknown config key 'detector.min_scor'" in msg and str(path) in msg
+    assert "min_score" in msg
+
+
+def test_unknown_section_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'detecter'"):
+        load_config(write(tmp_path, "[detecter]\nkind = 'haar'\n"), environ={})
+
+
+def test_wrong_type_names_key_value_and_file(tmp_path):
+    path = write(tmp_path, "[tracker]\nconfirm_frames = 'three'\n")
+    with pytest.raises(ConfigError, match=r"config key 'tracker.confirm_frames': .*integer.*"
+                                          r"'three'.*in .*config.toml"):
+        load_config(path, environ={})
+
+
+def test_out_of_range_value_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"detector.min_score.*less than 1"):
+        load_config(write(tmp_path, "[detector]\nmin_score = 1.5\n"), environ={})
+    with pytest.raises(ConfigError, match="tiles must be"):
+        load_config(write(tmp_path, "[detector]\ntiles = [0, 2]\n"), environ={})
+
+
+def test_bad_environment_variables_are_named():
+    with pytest.raises(ConfigError, match="FACELENS_DETECTOR_MINSCORE.*no key 'minscore'"):
+        load_config(None, environ={"FACELENS_DETECTOR_MINSCORE": "0.5"})
+    with pytest.raises(ConfigError, match="FACELENS_NOPE_X: no config section"):
+        load_config(None, environ={"FACELENS_NOPE_X": "1"})
+    with pytest.raises(ConfigError, match=r"'tracker.iou'.*from environment FACELENS_TRACKER_IOU"):
+        load_config(None, environ={"FACELENS_TRACKER_IOU": "high"})
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[detector\n"), environ={})
+    with pytest.raises(ConfigError, match="config file not found: .*absent.toml"):
+        load_config(tmp_path / "absent.toml", environ={})
+
+
+def test_models_dir_follows_systemd_state_directory(monkeypatch):
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/facelens")
+    assert str(load_config(None, environ={}).runtime.models_dir) == "/var/lib/facelens/models"

@@ -1,0 +1,121 @@
+"""The tracker's lifecycle: new after confirmation, rate-limited updates on change, end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.config import TrackerConfig
+from edge.contract import FER2013_LABELS
+from edge.detect.base import Detection
+from edge.track import Observation, Tracker
+
+HAPPY = np.eye(7)[3] * 0.9 + 0.1 / 7
+NEUTRAL = np.eye(7)[6] * 0.9 + 0.1 / 7
+
+
+def make_tracker(**cfg) -> Tracker:
+    base = {"confirm_frames": 3, "lost_after_s": 1.0, "update_interval_s": 1.0,
+            "emotion_alpha": 0.5, "iou": 0.3}
+    return Tracker(TrackerConfig(**{**base, **cfg}), emotion_labels=FER2013_LABELS,
+                   fake_threshold=0.5, device="dev", camera="cam")
+
+
+def face(x: float, y: float = 100, size: float = 60, emotion=HAPPY, fake=None) -> Observation:
+    return Observation(Detection((x, y, x + size, y + size), 0.9), emotion, fake)
+
+
+def run(tracker: Tracker, frames: list[list[Observation]], fps: float = 10.0):
+    events = []
+    for i, obs in enumerate(frames):
+        events += tracker.update(obs, i / fps, 1_700_000_000 + i / fps, (640, 480))
+    return events
+
+
+def test_a_face_becomes_a_track_after_confirm_frames_and_ends_when_gone():
+    tr = make_tracker()
+    events = run(tr, [[face(100 + i)] for i in range(20)] + [[]] * 12)
+    assert [e.type for e in events] == ["new", "end"]
+    new, end = events
+    assert new.track_id == end.track_id and (new.seq, end.seq) == (0, 1)
+    assert new.frame_time.startswith("2023-11-14T22:13:20.200")  # third frame: 0.2 s
+    assert new.emotion.label == "happy" and new.authenticity is None
+    assert end.summary.frames == 20 and end.summary.duration_s == pytest.approx(1.9)
+    assert end.summary.dominant_emotion == "happy"
+    assert end.ended_at is not None and new.ended_at is None
+    # Ends only once lost_after_s (1 s) has passed since the face was last seen (t = 1.9 s).
+    assert end.frame_time.startswith("2023-11-14T22:13:22.900")
+    assert len({e.event_id for e in events}) == 2
+
+
+def test_a_blip_shorter_than_confirm_frames_is_never_announced():
+    events = run(make_tracker(), [[face(100)], [face(101)], [], [], *[[]] * 20])
+    assert events == []
+
+
+def test_update_when_the_smoothed_emotion_changes_rate_limited():
+    tr = make_tracker(update_interval_s=1.0)
+    frames = [[face(100, emotion=HAPPY)]] * 5 + [[face(100, emotion=NEUTRAL)]] * 5
+    frames += [[face(100, emotion=HAPPY)]] * 10
+    events = run(tr, frames)
+    kinds = [(e.type, e.emotion.label, e.frame_time[17:23]) for e in events]
+    # new at 0.2 s; smoothed top label flips to neutral at 0.5 s but the previous event was
+    # at 0.2 s, so the update waits for 1.2 s, by which time the face is happy again: the
+    # flip-flop inside one interval is not reported.
+    assert kinds == [("new", "happy", "20.200")]
+    tr = make_tracker(update_interval_s=0.2)
+    events = run(tr, frames)
+    assert [(e.type, e.emotion.label) for e in events] == [
+        ("new", "happy"), ("update", "neutral"), ("update", "happy")]
+    assert [e.seq for e in events] == [0, 1, 2]
+
+
+def test_authenticity_verdict_change_is_an_update():
+    tr = make_tracker(update_interval_s=0.0)
+    frames = [[face(100, fake=0.1)]] * 4 + [[face(100, fake=0.95)]] * 4
+    events = run(tr, frames)
+    assert [(e.type, e.authenticity.label) for e in events] == [("new", "real"),
+                                                                 ("update", "fake")]
+    assert events[1].authenticity.fake_probability > 0.5
+
+
+def test_two_faces_get_separate_tracks_and_keep_them_while_moving():
+    tr = make_tracker()
+    frames = [[face(100 + 5 * i), face(400 - 5 * i, y=250)] for i in range(15)] + [[]] * 12
+    events = run(tr, frames)
+    news = [e for e in events if e.type == "new"]
+    ends = [e for e in events if e.type == "end"]
+    assert len(news) == 2 and len(ends) == 2
+    assert {e.track_id for e in news} == {e.track_id for e in ends}
+    by_id = {e.track_id: e for e in ends}
+    left = next(e for e in news if e.box[0] < 200)
+    assert by_id[left.track_id].box[0] == 170  # it followed the face moving right
+
+
+def test_small_fast_face_is_followed_by_centre_distance_when_iou_fails():
+    tr = make_tracker()
+    # A 30 px face moving 20 px a frame: consecutive boxes overlap with IoU 0.2 only.
+    events = run(tr, [[face(100 + 20 * i, size=30)] for i in range(10)] + [[]] * 12)
+    assert [e.type for e in events] == ["new", "end"]
+
+
+def test_a_missed_frame_does_not_split_a_confirmed_track():
+    frames = [[face(100)]] * 5 + [[]] * 3 + [[face(100)]] * 5 + [[]] * 12
+    events = run(make_tracker(), frames)
+    assert [e.type for e in events] == ["new", "end"]
+    assert events[1].summary.frames == 10
+
+
+def test_finish_ends_every_confirmed_track():
+    tr = make_tracker()
+    run(tr, [[face(100), face(400)]] * 4 + [[face(100), face(400), face(250, y=300)]])
+    events = tr.finish(10.0, 1_700_000_010.0)
+    assert [e.type for e in events] == ["end", "end"]  # the tentative third face is not one
+    assert tr.tracks == []
+
+
+def test_without_an_emotion_model_emotion_is_null():
+    tr = Tracker(TrackerConfig(confirm_frames=1), emotion_labels=None, fake_threshold=0.5,
+                 device="d", camera="c")
+    events = tr.update([face(10, emotion=None)], 0.0, 0.0, (640, 480))
+    assert events[0].emotion is None and events[0].to_dict()["emotion"] is None
