@@ -165,6 +165,25 @@ def astronaut_video(path: str | Path, *, fps: float = 10.0, empty_before: int = 
                           range(start + covered.start, start + covered.stop), len(frames))
 
 
+def room_video(path, n_frames: int = 30):
+    """Four people at room-camera size (32-75 px faces) in different places, drifting."""
+    people = [
+        (astronaut(), 60, 50, 32, (2, 0)),
+        (tilted(astronaut(), 12, mirror=True), 420, 60, 45, (0, 1)),
+        (tilted(astronaut(), -10), 110, 300, 60, (1, -1)),
+        (cameraman(), 430, 280, 75, (-1, 0)),
+    ]
+    frames, truth = [], []
+    for i in range(n_frames):
+        canvas = background()
+        truth.append([paste_face(canvas, photo, x + dx * i, y + dy * i, size)
+                      for photo, x, y, size, (dx, dy) in people])
+        frames.append(canvas)
+    frames += [background()] * 20
+    write_video(path, frames)
+    return truth
+
+
 def tilted(photo: FacePhoto, degrees: float, mirror: bool = False) -> FacePhoto:
     """The same photo with the head tilted (rotated about the face centre), optionally
     mirrored: a camera rarely sees a face upright and frontal."""

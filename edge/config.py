@@ -10,16 +10,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ENV_PREFIX = "FACELENS_"
 #: Variables with the prefix that are not configuration keys.

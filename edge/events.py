@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 EVENT_SCHEMA_VERSION = 1
@@ -17,7 +17,7 @@ EventType = Literal["new", "update", "end"]
 
 def iso_time(unix: float) -> str:
     """UTC ISO 8601 with milliseconds, the form Home Assistant and most tools parse."""
-    return datetime.fromtimestamp(unix, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(unix, tz=UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)

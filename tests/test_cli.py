@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -109,10 +110,8 @@ def test_sigterm_ends_tracks_and_speaks_sd_notify(astronaut_clip, cli_env, notif
         assert json.loads(first)["type"] == "new"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and messages.count("WATCHDOG=1") < 2:
-            try:
+            with contextlib.suppress(TimeoutError):
                 messages += sock.recv(4096).decode().split("\n")
-            except TimeoutError:
-                pass
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:

@@ -98,3 +98,22 @@ def test_invalid_toml_and_missing_file(tmp_path):
 def test_models_dir_follows_systemd_state_directory(monkeypatch):
     monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/facelens")
     assert str(load_config(None, environ={}).runtime.models_dir) == "/var/lib/facelens/models"
+
+
+def test_the_example_config_is_valid_and_matches_the_defaults():
+    """config.example.toml documents every key with its default: keep it true."""
+    from edge.config import Config
+
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    cfg = load_config(example, environ={})
+    defaults = Config()
+    assert cfg.model_dump(exclude={"service": {"device_id"}, "runtime": {"models_dir"}}) == \
+        defaults.model_dump(exclude={"service": {"device_id"}, "runtime": {"models_dir"}})
+    import tomllib
+
+    documented = tomllib.loads(example.read_text())
+    for section, model in Config.model_fields.items():
+        keys = set(documented.get(section, {}))
+        text = example.read_text()
+        for key in model.annotation.model_fields:
+            assert key in keys or f"# {key} =" in text, f"{section}.{key} undocumented"

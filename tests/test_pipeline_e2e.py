@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 
-from demo import scenes
+from demo.scenes import room_video
 from edge.detect.base import iou
 from edge.pipeline import Pipeline
 from edge.sources import FrameReader, open_source
@@ -50,25 +50,6 @@ def test_cli_run_prints_one_tracks_lifecycle(astronaut_clip, cli_env):
     assert end["summary"]["frames"] == len(astronaut_clip.face_frames)
     assert abs(end["summary"]["duration_s"] - (len(astronaut_clip.face_frames) - 1) / 10) < 0.05
     assert "authenticity: off" in out.stderr
-
-
-def room_video(path, n_frames: int = 30):
-    """Four people at room-camera size (32-75 px faces) in different places, drifting."""
-    people = [
-        (scenes.astronaut(), 60, 50, 32, (2, 0)),
-        (scenes.tilted(scenes.astronaut(), 12, mirror=True), 420, 60, 45, (0, 1)),
-        (scenes.tilted(scenes.astronaut(), -10), 110, 300, 60, (1, -1)),
-        (scenes.cameraman(), 430, 280, 75, (-1, 0)),
-    ]
-    frames, truth = [], []
-    for i in range(n_frames):
-        canvas = scenes.background()
-        truth.append([scenes.paste_face(canvas, photo, x + dx * i, y + dy * i, size)
-                      for photo, x, y, size, (dx, dy) in people])
-        frames.append(canvas)
-    frames += [scenes.background()] * 20
-    scenes.write_video(path, frames)
-    return truth
 
 
 def test_several_small_faces_are_tracked_separately(tmp_path, make_config):

@@ -59,7 +59,7 @@ def test_corrupt_model_file_is_refused_by_hash(emotion_copy):
 
 
 def test_manifest_whose_input_shape_disagrees_is_refused(emotion_copy):
-    manifest_path, m = emotion_copy
+    manifest_path, _ = emotion_copy
     data = json.loads(manifest_path.read_text())
     data["input"].update(height=48, width=48)  # the paper's size, not this model's
     manifest_path.write_text(json.dumps(data))
@@ -68,7 +68,7 @@ def test_manifest_whose_input_shape_disagrees_is_refused(emotion_copy):
 
 
 def test_manifest_whose_labels_disagree_with_the_output_is_refused(emotion_copy):
-    manifest_path, m = emotion_copy
+    manifest_path, _ = emotion_copy
     data = json.loads(manifest_path.read_text())
     data.update(task="authenticity", labels=["real", "fake"])
     manifest_path.write_text(json.dumps(data))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
 import types
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -47,7 +49,7 @@ def test_looping_file_keeps_time_moving_forward(astronaut_clip):
     reader.close()
     ts = [f.t for f in frames]
     assert len(frames) == astronaut_clip.total_frames + 5
-    assert all(b > a for a, b in zip(ts, ts[1:]))
+    assert all(b > a for a, b in itertools.pairwise(ts))
 
 
 def test_latest_only_drops_stale_frames_and_counts_them(astronaut_clip):
@@ -112,8 +114,8 @@ class FakePicamera2:
     """Implements the part of picamera2.Picamera2 the source uses, over real photo frames;
     `fail_after` makes capture_array raise like a camera that was unplugged."""
 
-    instances: list[FakePicamera2] = []
-    fail_after: int | None = None
+    instances: ClassVar[list[FakePicamera2]] = []
+    fail_after: ClassVar[int | None] = None
 
     def __init__(self, camera_num: int = 0) -> None:
         self.camera_num = camera_num
