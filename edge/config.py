@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ENV_PREFIX = "FACELENS_"
 #: Variables with the prefix that are not configuration keys.
 ENV_NOT_KEYS = frozenset({"FACELENS_CONFIG"})
+#: `<key>_file` reads the value of <key> from a file (secrets).
+FILE_SUFFIX = "_file"
 
 
 class ConfigError(ValueError):
@@ -159,8 +161,15 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
                                   "table, got a value")
             data[section] = dict(values)
             origin.update({(section, k): f"in {path}" for k in values})
+    for section, values in data.items():
+        for key in [k for k in values if k.endswith(FILE_SUFFIX)]:
+            _read_secret(data, origin, section, key, values.pop(key), f"in {path}")
     for var, value in environ.items():
         if not var.startswith(ENV_PREFIX) or var in ENV_NOT_KEYS:
+            continue
+        if var.endswith(FILE_SUFFIX.upper()) and _is_secret_file_var(var):
+            section, key = _split_env(var[: -len(FILE_SUFFIX)])
+            _read_secret(data, origin, section, key, value, f"from environment {var}")
             continue
         section, key = _split_env(var)
         data.setdefault(section, {})[key] = _parse_env_value(section, key, value)
@@ -173,6 +182,34 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin)) from None
+
+
+def _is_secret_file_var(var: str) -> bool:
+    """FACELENS_<SECTION>_<KEY>_FILE, where <KEY> is a key of its own (not e.g. a *_file key)."""
+    try:
+        _split_env(var[: -len(FILE_SUFFIX)])
+    except ConfigError:
+        return False
+    return True
+
+
+def _read_secret(data: dict, origin: dict, section: str, key: str, file: Any,
+                 where: str) -> None:
+    """`<key>_file = PATH` (or FACELENS_<SECTION>_<KEY>_FILE): the value is the file's text,
+    so passwords stay out of config files, the environment and `ps` (systemd's
+    LoadCredential= puts them in $CREDENTIALS_DIRECTORY)."""
+    base = key[: -len(FILE_SUFFIX)] if key.endswith(FILE_SUFFIX) else key
+    field = f"{section}.{base}"
+    if section not in Config.model_fields or base not in _section_model(section).model_fields:
+        raise ConfigError(f"unknown config key '{section}.{key}' {where}: there is no "
+                          f"key {field!r} to read from a file")
+    try:
+        value = Path(str(file)).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"config key '{field}' {where}: cannot read secret file "
+                          f"{file}: {exc.strerror}") from None
+    data.setdefault(section, {})[base] = value
+    origin[(section, base)] = f"from file {file} ({where})"
 
 
 def _split_env(var: str) -> tuple[str, str]:

@@ -117,3 +117,18 @@ def test_the_example_config_is_valid_and_matches_the_defaults():
         text = example.read_text()
         for key in model.annotation.model_fields:
             assert key in keys or f"# {key} =" in text, f"{section}.{key} undocumented"
+
+
+def test_secrets_can_come_from_files(tmp_path):
+    """An RTSP URL with a password need not sit in the config or the environment."""
+    secret = tmp_path / "uri"
+    secret.write_text("rtsp://admin:hunter2@cam.local/stream\n")
+    cfg = load_config(write(tmp_path, f"[source]\nuri_file = '{secret}'\n"), environ={})
+    assert cfg.source.uri == "rtsp://admin:hunter2@cam.local/stream"
+    cfg = load_config(None, environ={"FACELENS_SOURCE_URI_FILE": str(secret)})
+    assert cfg.source.uri == "rtsp://admin:hunter2@cam.local/stream"
+    with pytest.raises(ConfigError, match=r"'source.uri' from environment "
+                                          r"FACELENS_SOURCE_URI_FILE: cannot read secret file"):
+        load_config(None, environ={"FACELENS_SOURCE_URI_FILE": str(tmp_path / "none")})
+    with pytest.raises(ConfigError, match="no key 'source.url' to read from a file"):
+        load_config(write(tmp_path, f"[source]\nurl_file = '{secret}'\n"), environ={})
