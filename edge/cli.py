@@ -66,12 +66,10 @@ def _setup_logging(level: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.daemon import Daemon
-    from edge.publish import StdoutPublisher
 
     cfg = _config(args)
     _setup_logging(cfg.service.log_level)
-    publishers = [StdoutPublisher()] if cfg.output.stdout else []
-    return Daemon(cfg, publishers).run()
+    return Daemon(cfg).run()
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -14,11 +14,21 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "FACELENS_"
 #: Variables with the prefix that are not configuration keys.
 ENV_NOT_KEYS = frozenset({"FACELENS_CONFIG"})
+#: Keys whose values never appear in messages or logs.
+SECRET_KEYS = frozenset({"password"})
 #: `<key>_file` reads the value of <key> from a file (secrets).
 FILE_SUFFIX = "_file"
 
@@ -27,13 +37,17 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the key and where it was set."""
 
 
-def default_models_dir() -> Path:
+def default_state_dir() -> Path:
     """systemd's StateDirectory= when run as the service, else the user's data directory."""
     state = os.environ.get("STATE_DIRECTORY")
     if state:
-        return Path(state.split(":")[0]) / "models"
+        return Path(state.split(":")[0])
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "facelens" / "models"
+    return Path(base) / "facelens"
+
+
+def default_models_dir() -> Path:
+    return default_state_dir() / "models"
 
 
 class _Section(BaseModel):
@@ -121,6 +135,54 @@ class OutputConfig(_Section):
     stdout: bool = True
 
 
+class MqttConfig(_Section):
+    """The broker and the topics. An empty `host` means no MQTT (events go to stdout only)."""
+
+    host: str = ""
+    port: int = Field(default=1883, ge=1, le=65535)
+    #: Default: facelens-<device_id>. Must be unique per broker.
+    client_id: str = ""
+    username: str = ""
+    #: Set it from a file (`password_file`) or FACELENS_MQTT_PASSWORD(_FILE); never logged.
+    password: SecretStr = SecretStr("")
+    tls: bool = False
+    #: CA bundle to verify the broker with (default: the system's).
+    ca_file: Path | None = None
+    #: Client certificate and key, for brokers that require them.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: Skip the broker host name check (a self-signed broker on an IP address).
+    tls_insecure: bool = False
+    keepalive_s: int = Field(default=60, ge=5, le=3600)
+    #: QoS of events; state, stats and availability use 1 and are retained where stated.
+    qos: Literal[0, 1, 2] = 1
+    topic_prefix: str = Field(default="facelens", pattern=r"^[^#+]+$")
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+    #: Durable outbox (SQLite). Default: outbox.sqlite3 in the state directory
+    #: ($STATE_DIRECTORY under systemd, else ~/.local/share/facelens).
+    outbox_path: Path = Field(default_factory=lambda: default_state_dir() / "outbox.sqlite3")
+    outbox_max_events: int = Field(default=10_000, ge=10)
+    outbox_max_age_s: float = Field(default=7 * 86400, gt=0)
+    stats_interval_s: float = Field(default=60.0, gt=0)
+    #: Publish a JPEG of each new face (`face`) or of its whole frame (`frame`). Off by
+    #: default: images stay on the device unless the owner asks.
+    snapshots: Literal["off", "face", "frame"] = "off"
+    #: Home Assistant MQTT discovery; false removes the entities it created.
+    discovery: bool = True
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[^#+]+$")
+
+    @model_validator(mode="after")
+    def _tls_files_exist(self) -> MqttConfig:
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name} {path} does not exist")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
 class ServiceConfig(_Section):
     device_id: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "facelens",
                            pattern=r"^[A-Za-z0-9_-]+$")
@@ -137,6 +199,7 @@ class Config(_Section):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
 
 
@@ -256,7 +319,9 @@ def _describe(exc: ValidationError, origin: dict[tuple[str, str], str]) -> str:
             known = _known_keys(loc)
             msg = f"unknown config key {key!r}" + (f" (known: {known})" if known else "")
         else:
-            got = f" (got {err['input']!r})" if "input" in err and len(loc) >= 2 else ""
+            secret = loc[-1] in SECRET_KEYS
+            got = (f" (got {err['input']!r})"
+                   if "input" in err and len(loc) >= 2 and not secret else "")
             msg = f"config key {key!r}: {err['msg']}{got}"
         lines.append(msg + (f" {where}" if where else ""))
     return "; ".join(lines)

@@ -1,7 +1,8 @@
 """The service: wires source → pipeline → publishers, owns the loop, signals and systemd.
 
 The loop never waits on anything but the next frame (with a timeout), so the watchdog ping
-proves the loop is alive even while the camera is away being reconnected.
+proves the loop is alive even while the camera is away being reconnected; publishers never
+block it either (MQTT writes to its outbox and returns).
 """
 
 from __future__ import annotations
@@ -11,31 +12,62 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from edge import __version__
 from edge.config import Config
+from edge.events import CameraState, FaceEvent, iso_time
 from edge.notify import SystemdNotifier
-from edge.pipeline import Pipeline
+from edge.pipeline import Pipeline, snapshots
 from edge.publish.base import Publisher
 from edge.sources import FrameReader, open_source
 
 log = logging.getLogger(__name__)
 
 STATS_LOG_INTERVAL_S = 60.0
+THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
+
+
+def cpu_temperature() -> float | None:
+    """The SoC temperature in °C where the kernel exposes it (every Pi does)."""
+    try:
+        return round(int(THERMAL_ZONE.read_text().strip()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None
+
+
+def build_publishers(cfg: Config, pipeline: Pipeline) -> list[Publisher]:
+    """MQTT first: an event is in the durable outbox before any other output shows it."""
+    from edge.publish.stdout import StdoutPublisher
+
+    publishers: list[Publisher] = []
+    if cfg.mqtt.host:
+        from edge.publish.mqtt import MqttPublisher
+
+        labels = pipeline.emotion.labels if pipeline.emotion else ()
+        publishers.append(MqttPublisher(cfg.mqtt, device=cfg.service.device_id,
+                                        camera=cfg.source.name, emotion_labels=labels,
+                                        authenticity=pipeline.authenticity is not None))
+    if cfg.output.stdout:
+        publishers.append(StdoutPublisher())
+    return publishers
 
 
 class Daemon:
-    def __init__(self, cfg: Config, publishers: Sequence[Publisher],
+    def __init__(self, cfg: Config, publishers: Sequence[Publisher] | None = None,
                  notifier: SystemdNotifier | None = None) -> None:
         self.cfg = cfg
-        self.publishers = list(publishers)
         self.notifier = notifier or SystemdNotifier()
         self.stop = threading.Event()
         self.frames = 0
-        self.pipeline: Pipeline | None = None
+        self.started = time.monotonic()
+        self.pipeline = Pipeline(cfg)
+        self.publishers = (list(publishers) if publishers is not None
+                           else build_publishers(cfg, self.pipeline))
         self.reader: FrameReader | None = None
+        self._state: CameraState | None = None
 
-    def _emit(self, events) -> None:
+    def _emit(self, events: Sequence[FaceEvent]) -> None:
         for event in events:
             for pub in self.publishers:
                 pub.publish(event)
@@ -45,53 +77,98 @@ class Daemon:
         self.stop.set()
 
     def run(self) -> int:
-        cfg = self.cfg
-        self.pipeline = pipeline = Pipeline(cfg)
+        cfg, pipeline = self.cfg, self.pipeline
         src = cfg.source
         source = open_source(src.uri, width=src.width, height=src.height, fps=src.fps)
         self.reader = reader = FrameReader(
             source, latest_only=src.latest_only, loop=src.loop,
             reconnect_min_s=src.reconnect_min_s, reconnect_max_s=src.reconnect_max_s,
             stop=self.stop)
-        reader.start()
+        try:
+            reader.start()
+        except Exception:
+            self._close_publishers()
+            raise
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        stages = pipeline.describe()
         log.info("facelens %s: source %s; %s", __version__, source.name,
-                 "; ".join(f"{k}: {v}" for k, v in stages.items()))
+                 "; ".join(f"{k}: {v}" for k, v in pipeline.describe().items()))
         self.notifier.ready(f"processing {source.name}")
         last_frame = None
-        next_log = time.monotonic() + STATS_LOG_INTERVAL_S
+        now = time.monotonic()
+        next_log, next_stats = now + STATS_LOG_INTERVAL_S, now + cfg.mqtt.stats_interval_s
+        self._publish_state(time.time())
         try:
             while not self.stop.is_set():
                 self.notifier.watchdog()
                 frame = reader.get(timeout=1.0)
+                now = time.monotonic()
+                if now >= next_stats:
+                    next_stats = now + cfg.mqtt.stats_interval_s
+                    self._publish_stats()
+                if now >= next_log:
+                    next_log = now + STATS_LOG_INTERVAL_S
+                    self._log_stats()
                 if frame is None:
                     if reader.ended:
                         log.info("source %s ended after %d frames", source.name, self.frames)
                         break
                     continue
                 last_frame = frame
-                self._emit(pipeline.process(frame))
+                events = pipeline.process(frame)
+                self._emit(events)
+                if events and cfg.mqtt.snapshots != "off":
+                    for snap in snapshots(frame, events, cfg.mqtt.snapshots,
+                                          cfg.detector.crop_margin):
+                        for pub in self.publishers:
+                            pub.publish_snapshot(snap)
+                self._publish_state(frame.wall)
                 self.frames += 1
                 if cfg.service.max_frames and self.frames >= cfg.service.max_frames:
                     break
-                if time.monotonic() >= next_log:
-                    next_log += STATS_LOG_INTERVAL_S
-                    self._log_stats()
         finally:
             self.notifier.stopping()
             if last_frame is not None:
                 self._emit(pipeline.finish(last_frame.t, last_frame.wall))
+                self._publish_state(last_frame.wall)
             reader.close()
-            for pub in self.publishers:
-                pub.close()
+            self._close_publishers()
             self._log_stats()
         return 0
 
+    def _close_publishers(self) -> None:
+        for pub in self.publishers:
+            try:
+                pub.close()
+            except Exception:  # one broken output must not keep the others from closing
+                log.exception("closing %s failed", type(pub).__name__)
+
+    def _publish_state(self, wall: float) -> None:
+        state = self.pipeline.tracker.state(wall)
+        if not state.same_as(self._state):
+            self._state = state
+            for pub in self.publishers:
+                pub.publish_state(state)
+
+    def _publish_stats(self) -> None:
+        from edge.publish.mqtt import ServiceStats
+
+        frames, latency = self.pipeline.times.take_window()
+        reader_stats = self.reader.stats if self.reader else None
+        stats = ServiceStats(
+            device=self.cfg.service.device_id, time=iso_time(time.time()), version=__version__,
+            uptime_s=round(time.monotonic() - self.started, 1),
+            frames_processed=self.frames,
+            frames_dropped=reader_stats.frames_dropped if reader_stats else 0,
+            source_reconnects=reader_stats.reconnects if reader_stats else 0,
+            fps=round(frames / self.cfg.mqtt.stats_interval_s, 2), latency_ms=latency,
+            models=self.pipeline.describe(), cpu_temperature_c=cpu_temperature())
+        for pub in self.publishers:
+            pub.publish_stats(stats)
+
     def _log_stats(self) -> None:
-        if self.pipeline is None or self.reader is None:
+        if self.reader is None:
             return
         means = self.pipeline.times.mean()
         log.info("frames processed %d, dropped %d, reconnects %d; mean ms: %s", self.frames,

@@ -72,3 +72,36 @@ class FaceEvent:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class CameraState:
+    """What a camera sees now: retained on `<prefix>/<device>/<camera>/state`, so a subscriber
+    (or Home Assistant after a restart) knows the present without waiting for an event."""
+
+    device: str
+    camera: str
+    faces: int  # confirmed tracks present
+    dominant_emotion: str | None  # most common smoothed top emotion among them
+    fake_present: bool  # any present face judged fake
+    authenticity_enabled: bool
+    updated_at: str
+    schema_version: int = EVENT_SCHEMA_VERSION
+
+    def same_as(self, other: CameraState | None) -> bool:
+        """Equal but for the time: publish only when something a subscriber sees changed."""
+        return other is not None and (self.faces, self.dominant_emotion, self.fake_present) == (
+            other.faces, other.dominant_emotion, other.fake_present)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A JPEG of a newly confirmed face (or its frame), only when the owner enabled it."""
+
+    event_id: str
+    track_id: str
+    camera: str
+    jpeg: bytes

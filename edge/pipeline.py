@@ -11,13 +11,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+
 from edge.classify import Classifier
 from edge.config import Config
 from edge.contract import ManifestError
 from edge.detect.base import Detector, crop
 from edge.detect.blazeface import BlazeFaceDetector
 from edge.detect.haar import HaarDetector
-from edge.events import FaceEvent
+from edge.events import FaceEvent, Snapshot
 from edge.models import resolve_manifest
 from edge.runtime import open_model
 from edge.sources.base import Frame
@@ -28,20 +30,32 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StageTimes:
-    """Milliseconds spent per stage on the last frame, and running means over all frames."""
+    """Milliseconds per stage: the last frame, means over all frames, and means over the
+    current reporting window (reset by `take_window`)."""
 
     last: dict[str, float] = field(default_factory=dict)
     total: dict[str, float] = field(default_factory=dict)
     frames: int = 0
+    window: dict[str, float] = field(default_factory=dict)
+    window_frames: int = 0
 
     def add(self, times: dict[str, float]) -> None:
         self.last = times
         self.frames += 1
+        self.window_frames += 1
         for k, v in times.items():
             self.total[k] = self.total.get(k, 0.0) + v
+            self.window[k] = self.window.get(k, 0.0) + v
 
     def mean(self) -> dict[str, float]:
         return {k: v / max(self.frames, 1) for k, v in self.total.items()}
+
+    def take_window(self) -> tuple[int, dict[str, float]]:
+        """(frames, mean ms per stage) since the previous call."""
+        n = self.window_frames
+        means = {k: round(v / n, 2) for k, v in self.window.items()} if n else {}
+        self.window, self.window_frames = {}, 0
+        return n, means
 
 
 def _open_stage(key: str, ref: str, cfg: Config):
@@ -87,7 +101,8 @@ class Pipeline:
         self.tracker = Tracker(cfg.tracker,
                                emotion_labels=self.emotion.labels if self.emotion else None,
                                fake_threshold=cfg.authenticity.threshold,
-                               device=cfg.service.device_id, camera=cfg.source.name)
+                               device=cfg.service.device_id, camera=cfg.source.name,
+                               authenticity_enabled=self.authenticity is not None)
         self.times = StageTimes()
         self.faces_last = 0
 
@@ -127,6 +142,20 @@ class Pipeline:
 
     def finish(self, frame_t: float, wall: float) -> list[FaceEvent]:
         return self.tracker.finish(frame_t, wall)
+
+
+def snapshots(frame: Frame, events: list[FaceEvent], mode: str,
+              margin: float) -> list[Snapshot]:
+    """JPEGs for the `new` events of this frame: the face crop, or the whole frame."""
+    out = []
+    for e in events:
+        if e.type != "new":
+            continue
+        image = frame.image if mode == "frame" else crop(frame.image, e.box, margin)
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if ok:
+            out.append(Snapshot(e.event_id, e.track_id, e.camera, jpeg.tobytes()))
+    return out
 
 
 def model_paths(cfg: Config) -> list[Path]:

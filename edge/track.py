@@ -22,6 +22,7 @@ from edge.config import TrackerConfig
 from edge.detect.base import Box, Detection, iou_matrix
 from edge.events import (
     AuthenticityResult,
+    CameraState,
     EmotionResult,
     FaceEvent,
     TrackSummary,
@@ -61,8 +62,10 @@ class Track:
 
 class Tracker:
     def __init__(self, config: TrackerConfig, *, emotion_labels: Sequence[str] | None,
-                 fake_threshold: float, device: str, camera: str) -> None:
+                 fake_threshold: float, device: str, camera: str,
+                 authenticity_enabled: bool = False) -> None:
         self.cfg = config
+        self.authenticity_enabled = authenticity_enabled
         self.labels = tuple(emotion_labels) if emotion_labels else None
         self.fake_threshold = fake_threshold
         self.device, self.camera = device, camera
@@ -101,6 +104,15 @@ class Tracker:
                 survivors.append(track)
         self.tracks = survivors
         return events
+
+    def state(self, wall: float) -> CameraState:
+        """The camera's present: confirmed faces, their most common emotion, any fake."""
+        present = [tr for tr in self.tracks if tr.confirmed]
+        tops = [top for tr in present if (top := self._top(tr)) is not None]
+        dominant = max(sorted(set(tops)), key=tops.count) if tops else None
+        return CameraState(self.device, self.camera, len(present), dominant,
+                           any(self._verdict(tr) == "fake" for tr in present),
+                           self.authenticity_enabled, iso_time(wall))
 
     def finish(self, t: float, wall: float) -> list[FaceEvent]:
         """End every confirmed track (shutdown, end of a video)."""

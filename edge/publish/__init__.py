@@ -1,4 +1,4 @@
-"""Event outputs, one module each (stdout now; MQTT with its outbox and discovery next)."""
+"""Event outputs, one module each: stdout (JSON lines) and MQTT (outbox, discovery)."""
 
 from edge.publish.base import Publisher
 from edge.publish.stdout import StdoutPublisher

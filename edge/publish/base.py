@@ -1,13 +1,28 @@
-"""What every output does with an event. The daemon hands each event to every publisher."""
+"""What every output does. The daemon hands each event, state change, stats report and
+(when enabled) snapshot to every publisher; an output ignores what it has no place for."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from edge.events import FaceEvent
+from edge.events import CameraState, FaceEvent, Snapshot
+
+if TYPE_CHECKING:
+    from edge.publish.mqtt import ServiceStats
 
 
-class Publisher(Protocol):
-    def publish(self, event: FaceEvent) -> None: ...
+class Publisher:
+    def publish(self, event: FaceEvent) -> None:
+        raise NotImplementedError
 
-    def close(self) -> None: ...
+    def publish_state(self, state: CameraState) -> None:
+        """The camera's present changed (faces, dominant emotion, fake present)."""
+
+    def publish_stats(self, stats: ServiceStats) -> None:
+        """Periodic health report."""
+
+    def publish_snapshot(self, snapshot: Snapshot) -> None:
+        """A JPEG of a new face; only sent when the owner enabled snapshots."""
+
+    def close(self) -> None:
+        """Flush and release; called once, on shutdown."""

@@ -6,9 +6,10 @@ import sys
 from typing import TextIO
 
 from edge.events import FaceEvent
+from edge.publish.base import Publisher
 
 
-class StdoutPublisher:
+class StdoutPublisher(Publisher):
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
 

@@ -1,0 +1,199 @@
+"""The MQTT contract against a real mosquitto: payloads, availability, discovery, TLS, auth."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.conftest import FACELENS
+from tests.mqtt_helpers import Broker, Subscriber, make_certs
+
+PREFIX, DEVICE, CAMERA = "facelens", "testpi", "porch"
+BASE = f"{PREFIX}/{DEVICE}"
+
+
+def schema(name: str) -> dict:
+    text = resources.files("edge.publish").joinpath(f"schemas/{name}.schema.json").read_text()
+    return json.loads(text)
+
+
+def validate(payload: dict, name: str) -> None:
+    jsonschema.validate(payload, schema(name), format_checker=jsonschema.FormatChecker())
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+def mqtt_env(cli_env: dict, broker: Broker, tmp_path: Path, **extra: str) -> dict:
+    env = {**cli_env, "FACELENS_MQTT_HOST": "127.0.0.1", "FACELENS_MQTT_PORT": str(broker.port),
+           "FACELENS_MQTT_OUTBOX_PATH": str(tmp_path / "outbox.sqlite3"),
+           "FACELENS_MQTT_RECONNECT_MIN_S": "1", "FACELENS_MQTT_RECONNECT_MAX_S": "1",
+           "FACELENS_SERVICE_DEVICE_ID": DEVICE, "FACELENS_SOURCE_NAME": CAMERA}
+    env.update({f"FACELENS_{k.upper()}": v for k, v in extra.items()})
+    return env
+
+
+def run(env: dict, source: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*FACELENS, "run", "--source", str(source)], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+def test_every_payload_follows_its_schema(broker, astronaut_clip, cli_env, tmp_path):
+    sub = Subscriber(broker.port, [f"{PREFIX}/#", "homeassistant/#"])
+    out = run(mqtt_env(cli_env, broker, tmp_path, mqtt_stats_interval_s="0.3"),
+              astronaut_clip.path)
+    assert out.returncode == 0, out.stderr
+    printed = [json.loads(x) for x in out.stdout.splitlines()]
+    assert sub.wait(lambda s: len(s.on(f"{BASE}/events")) >= len(printed)
+                    and s.on(f"{BASE}/available")[-1:] == [b"offline"])
+    sub.close()
+    events = sub.json(f"{BASE}/events")
+    assert [e["event_id"] for e in events] == [e["event_id"] for e in printed]
+    assert events[0]["type"] == "new" and events[-1]["type"] == "end"
+    for e in events:
+        validate(e, "event")
+    states = sub.json(f"{BASE}/{CAMERA}/state")
+    for s in states:
+        validate(s, "state")
+    # The camera's present: nobody, the astronaut (happy), nobody again.
+    assert [(s["faces"], s["dominant_emotion"]) for s in states][:2] == [(0, None), (1, "happy")]
+    assert states[-1]["faces"] == 0 and not any(s["fake_present"] for s in states)
+    stats = sub.json(f"{BASE}/stats")
+    assert stats, "no stats within the run"
+    for s in stats:
+        validate(s, "stats")
+    assert stats[-1]["frames_processed"] > 0 and "detector" in stats[-1]["latency_ms"]
+    assert "ai-edge-litert" in stats[-1]["models"]["detector"]
+    assert sub.on(f"{BASE}/available")[0] == b"online"
+    assert not sub.on(f"{BASE}/{CAMERA}/snapshot")  # images stay on the device by default
+
+
+def test_snapshots_only_when_asked(broker, astronaut_clip, cli_env, tmp_path):
+    sub = Subscriber(broker.port, [f"{BASE}/{CAMERA}/snapshot"])
+    out = run(mqtt_env(cli_env, broker, tmp_path, mqtt_snapshots="face"), astronaut_clip.path)
+    assert out.returncode == 0, out.stderr
+    assert sub.wait(lambda s: s.on(f"{BASE}/{CAMERA}/snapshot"))
+    jpeg = sub.on(f"{BASE}/{CAMERA}/snapshot")[0]
+    sub.close()
+    import cv2
+    import numpy as np
+
+    face = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert face is not None and 100 < face.shape[0] < 200  # the ~110 px face with its margin
+
+
+def retained(port: int, topic: str, **connect) -> list[tuple[str, bytes]]:
+    """What a subscriber arriving now is handed for `topic` (retained messages)."""
+    sub = Subscriber(port, [topic], **connect)
+    sub.wait(lambda s: False, timeout=0.5)
+    sub.close()
+    return [(t, p) for t, p, r in sub.messages if r]
+
+
+def test_discovery_configs_are_retained_well_formed_and_removable(broker, astronaut_clip,
+                                                                 cli_env, tmp_path):
+    env = mqtt_env(cli_env, broker, tmp_path, service_max_frames="5")
+    assert run(env, astronaut_clip.path).returncode == 0
+    configs = {t: json.loads(p) for t, p in retained(broker.port, "homeassistant/#")}
+    kinds = {(t.split("/")[1], c["unique_id"]) for t, c in configs.items()}
+    assert kinds == {("sensor", f"facelens_{DEVICE}_{CAMERA}_faces"),
+                     ("sensor", f"facelens_{DEVICE}_{CAMERA}_emotion"),
+                     ("sensor", f"facelens_{DEVICE}_fps"),
+                     ("binary_sensor", f"facelens_{DEVICE}_online")}
+    # No authenticity model: no fake-face alarm entity that could never fire.
+    for topic, c in configs.items():
+        assert topic == f"homeassistant/{topic.split('/')[1]}/{c['unique_id']}/config"
+        assert c["device"]["identifiers"] == [f"facelens_{DEVICE}"]
+        assert c["state_topic"].startswith(BASE)
+        assert c.get("availability_topic", f"{BASE}/available") == f"{BASE}/available"
+    emotion = configs[f"homeassistant/sensor/facelens_{DEVICE}_{CAMERA}_emotion/config"]
+    assert emotion["device_class"] == "enum" and "happy" in emotion["options"]
+    assert "value_json.dominant_emotion" in emotion["value_template"]
+
+    assert run({**env, "FACELENS_MQTT_DISCOVERY": "false"}, astronaut_clip.path).returncode == 0
+    assert retained(broker.port, "homeassistant/#") == []
+
+
+def test_available_online_while_running_offline_after_sigterm_and_sigkill(
+        broker, astronaut_clip, cli_env, tmp_path):
+    env = mqtt_env(cli_env, broker, tmp_path, source_loop="true")
+    topic = f"{BASE}/available"
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        proc = subprocess.Popen([*FACELENS, "run", "--source", str(astronaut_clip.path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            proc.stdout.readline()  # the first event: the daemon is up and processing
+            sub = Subscriber(broker.port, [topic])
+            assert sub.wait(lambda s: s.on(topic)) and sub.on(topic)[-1] == b"online"
+            proc.send_signal(sig)
+            proc.wait(timeout=30)
+            assert sub.wait(lambda s: s.on(topic)[-1] == b"offline", timeout=10), sig
+            sub.close()
+        finally:
+            proc.kill()
+        assert retained(broker.port, topic) == [(topic, b"offline")]
+        assert proc.returncode == (0 if sig == signal.SIGTERM else -9)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.mark.parametrize("client_cert", [False, True])
+def test_tls_and_password(tmp_path, certs, astronaut_clip, cli_env, client_cert):
+    pwfile = tmp_path / "passwd"
+    pwfile.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(pwfile), "cam", "s3cret-Pa55"], check=True)
+    broker = Broker(tmp_path, tls={"ca": certs["ca.crt"], "cert": certs["server.crt"],
+                                   "key": certs["server.key"],
+                                   "require_certificate": client_cert},
+                    password_file=pwfile).start()
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("s3cret-Pa55\n")
+    tls_client = {"ca_certs": str(certs["ca.crt"])}
+    extra = {"mqtt_tls": "true", "mqtt_ca_file": str(certs["ca.crt"]), "mqtt_username": "cam",
+             "mqtt_password_file": str(secret)}
+    if client_cert:
+        extra |= {"mqtt_cert_file": str(certs["client.crt"]),
+                  "mqtt_key_file": str(certs["client.key"])}
+        tls_client |= {"certfile": str(certs["client.crt"]), "keyfile": str(certs["client.key"])}
+    try:
+        sub = Subscriber(broker.port, [f"{BASE}/events"], username="cam",
+                         password="s3cret-Pa55", tls=tls_client)
+        out = run(mqtt_env(cli_env, broker, tmp_path, **extra), astronaut_clip.path)
+        assert out.returncode == 0, out.stderr
+        n = len(out.stdout.splitlines())
+        assert n >= 3 and sub.wait(lambda s: len(s.on(f"{BASE}/events")) == n)
+        sub.close()
+        assert "s3cret" not in out.stderr
+    finally:
+        broker.stop()
+
+
+def test_wrong_password_is_reported_and_events_wait_in_the_outbox(tmp_path, astronaut_clip,
+                                                                  cli_env):
+    pwfile = tmp_path / "passwd"
+    pwfile.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(pwfile), "cam", "right"], check=True)
+    broker = Broker(tmp_path, password_file=pwfile).start()
+    try:
+        env = mqtt_env(cli_env, broker, tmp_path, mqtt_username="cam",
+                       mqtt_password="wrong-one")
+        out = run(env, astronaut_clip.path)
+        assert out.returncode == 0
+        assert "refused the connection" in out.stderr and "wrong-one" not in out.stderr
+        n = len(out.stdout.splitlines())
+        assert f"{n} event(s) stay in the outbox" in out.stderr
+    finally:
+        broker.stop()
