@@ -1,6 +1,7 @@
 """`facelens run | check | models fetch`: the service and its tools.
 
-Exit status: 0 fine, 2 configuration error, 3 model error, 4 source error, 1 anything else.
+Exit status: 0 fine, 2 configuration error, 3 model error, 4 source error, 5 MQTT broker
+unreachable (check only), 1 anything else.
 Errors are one line on stderr that names the key, file or source at fault.
 """
 
@@ -16,10 +17,11 @@ from edge import __version__
 from edge.config import Config, ConfigError, default_models_dir, load_config
 from edge.contract import ManifestError
 from edge.models import FetchError, fetch_stock_models
+from edge.publish.mqtt import MqttError, probe
 from edge.runtime import RuntimeMissingError
 from edge.sources import SourceError
 
-EXIT_CONFIG, EXIT_MODEL, EXIT_SOURCE = 2, 3, 4
+EXIT_CONFIG, EXIT_MODEL, EXIT_SOURCE, EXIT_MQTT = 2, 3, 4, 5
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +95,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     h, w = frame.image.shape[:2]
     faces = pipeline.detector.detect(frame.image)
     print(f"source: {source.name} ok, first frame {w}x{h}, {len(faces)} face(s) in it")
+    if cfg.mqtt.host:
+        print(f"mqtt: {probe(cfg.mqtt, cfg.service.device_id)}")
+    else:
+        print("mqtt: off (no mqtt.host): events go to stdout")
     return 0
 
 
@@ -118,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except SourceError as exc:
         print(f"facelens: source error: {exc}", file=sys.stderr)
         return EXIT_SOURCE
+    except MqttError as exc:
+        print(f"facelens: {exc}", file=sys.stderr)
+        return EXIT_MQTT
     except KeyboardInterrupt:
         return 130
 

@@ -197,3 +197,16 @@ def test_wrong_password_is_reported_and_events_wait_in_the_outbox(tmp_path, astr
         assert f"{n} event(s) stay in the outbox" in out.stderr
     finally:
         broker.stop()
+
+
+def test_check_reports_the_broker(broker, astronaut_clip, cli_env, tmp_path):
+    env = mqtt_env(cli_env, broker, tmp_path)
+    out = subprocess.run([*FACELENS, "check", "--source", str(astronaut_clip.path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"mqtt: connected to 127.0.0.1:{broker.port}" in out.stdout
+    broker.stop()
+    out = subprocess.run([*FACELENS, "check", "--source", str(astronaut_clip.path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 5
+    assert f"cannot connect to MQTT broker 127.0.0.1:{broker.port}" in out.stderr

@@ -70,6 +70,56 @@ class _Delivery:
     last_sent: int = 0
 
 
+class MqttError(RuntimeError):
+    """The broker cannot be reached or refuses us (only `facelens check` treats it as fatal)."""
+
+
+def make_client(cfg: MqttConfig, device: str) -> mqtt.Client:
+    """A paho client with the configured identity, credentials, TLS and backoff."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                         client_id=cfg.client_id or f"facelens-{device}",
+                         protocol=mqtt.MQTTv311, clean_session=True)
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password.get_secret_value() or None)
+    if cfg.tls:
+        client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
+                       certfile=str(cfg.cert_file) if cfg.cert_file else None,
+                       keyfile=str(cfg.key_file) if cfg.key_file else None,
+                       cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_insecure_set(cfg.tls_insecure)
+    client.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect_min_s)),
+                               max_delay=max(1, round(cfg.reconnect_max_s)))
+    return client
+
+
+def probe(cfg: MqttConfig, device: str, timeout: float = 5.0) -> str:
+    """Connect once and disconnect: what `facelens check` reports about the broker."""
+    client = make_client(cfg, f"{device}-check")
+    answer: list[str] = []
+    done = threading.Event()
+
+    def on_connect(_c, _u, _f, reason_code, _p) -> None:
+        answer.append("" if not reason_code.is_failure else str(reason_code))
+        done.set()
+
+    client.on_connect = on_connect
+    where = f"{cfg.host}:{cfg.port}{' (TLS)' if cfg.tls else ''}"
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+    except (OSError, ssl.SSLError) as exc:
+        raise MqttError(f"cannot connect to MQTT broker {where}: {exc}") from None
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise MqttError(f"MQTT broker {where} did not answer within {timeout:g} s")
+        if answer[0]:
+            raise MqttError(f"MQTT broker {where} refused the connection: {answer[0]}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return f"connected to {where}" + (f" as {cfg.username}" if cfg.username else "")
+
+
 class MqttPublisher(Publisher):
     def __init__(self, cfg: MqttConfig, *, device: str, camera: str,
                  emotion_labels=FER2013_LABELS, authenticity: bool = False) -> None:
@@ -95,21 +145,8 @@ class MqttPublisher(Publisher):
 
     # -- connection ------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        cfg = self.cfg
-        client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                             client_id=cfg.client_id or f"facelens-{self.topics.device}",
-                             protocol=mqtt.MQTTv311, clean_session=True)
-        if cfg.username:
-            client.username_pw_set(cfg.username, cfg.password.get_secret_value() or None)
-        if cfg.tls:
-            client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
-                           certfile=str(cfg.cert_file) if cfg.cert_file else None,
-                           keyfile=str(cfg.key_file) if cfg.key_file else None,
-                           cert_reqs=ssl.CERT_REQUIRED)
-            client.tls_insecure_set(cfg.tls_insecure)
+        client = make_client(self.cfg, self.topics.device)
         client.will_set(self.topics.available, "offline", qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect_min_s)),
-                                   max_delay=max(1, round(cfg.reconnect_max_s)))
         client.max_inflight_messages_set(WINDOW)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
