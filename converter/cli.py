@@ -23,7 +23,8 @@ def _prune_arg(text: str) -> float | str:
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a sparsity like 0.5 or 'auto', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a sparsity like 0.5 or 'auto', got {text!r}") from None
 
 
 def parser() -> argparse.ArgumentParser:

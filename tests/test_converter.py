@@ -13,13 +13,13 @@ import pytest
 pytest.importorskip("converter.tfenv")  # sets the TF environment before TF is imported
 pytest.importorskip("tensorflow_model_optimization")
 
-from converter.convert import ConvertError, ConvertOptions, convert  # noqa: E402
-from converter.kerasmodel import ModelLoadError, kernel_sparsity, load_keras  # noqa: E402
-from converter.prune import prune  # noqa: E402
-from converter.quantize import to_tflite  # noqa: E402
-from edge.contract import ManifestError, ModelManifest, preprocess, sha256_file  # noqa: E402
-from edge.runtime import open_model  # noqa: E402
-from tests import keras_models  # noqa: E402
+from converter.convert import ConvertOptions, convert
+from converter.kerasmodel import kernel_sparsity, load_keras
+from converter.prune import prune
+from converter.quantize import to_tflite
+from edge.contract import ModelManifest, preprocess, sha256_file
+from edge.runtime import open_model
+from tests import keras_models
 
 #: Per mode: (minimum top-1 agreement, maximum mean |Δp|) against the Keras model.
 TOLERANCE = {"float32": (1.0, 1e-5), "float16": (1.0, 2e-3), "dynamic": (0.95, 0.03),

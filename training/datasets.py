@@ -49,11 +49,9 @@ def read_fer2013_csv(path: str | Path, usage: str | Sequence[str] | None = None)
     path = Path(path)
     wanted = {usage} if isinstance(usage, str) else set(usage) if usage else None
     images, labels, sources = [], [], []
-    try:
-        f = open(path, newline="")
-    except OSError as exc:
-        raise DatasetError(f"cannot read FER-2013 CSV {path}: {exc.strerror}") from None
-    with f:
+    if not path.is_file():
+        raise DatasetError(f"FER-2013 CSV not found: {path}")
+    with open(path, newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         if not {"emotion", "pixels"} <= set(header):
