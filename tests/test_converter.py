@@ -196,3 +196,63 @@ def test_stock_mini_xception_to_int8_at_half_sparsity_on_real_faces(models_dir, 
     assert base["edgetpu"]["compatible"]
     assert pruned["size"]["gzip_bytes"] < base["size"]["gzip_bytes"]  # only gzip shrinks
     assert report["finetune"] == "distillation"
+
+
+@pytest.mark.parametrize("family", ["plain", "xception"])
+def test_quantization_aware_training_with_labels(families, family, tmp_path):
+    path, _ = families[family]
+    calib = keras_models.calibration_folder(tmp_path / "calib", colour=False, labelled=True)
+    report = convert(path, calib, tmp_path / "out", ConvertOptions(mode="qat"))
+    chosen = report["chosen"]
+    assert chosen["top1_agreement"] >= 0.85 and chosen["edgetpu"]["compatible"]
+    assert chosen["input"]["dtype"] == "int8"
+
+
+def test_quantization_aware_training_needs_labels(families, tmp_path):
+    path, _ = families["plain"]
+    calib = keras_models.calibration_folder(tmp_path / "calib", colour=False)
+    out = cli(path, "--calibration", calib, "--out", tmp_path / "o", "--quantize", "qat")
+    assert out.returncode == 2 and "qat needs labelled calibration data" in out.stderr
+
+
+@pytest.fixture(scope="module")
+def tflite_runtime_214(tmp_path_factory):
+    """A venv with the fallback runtime a Pi may have: tflite-runtime 2.14 (numpy < 2)."""
+    from tests.conftest import CACHE
+
+    venv = CACHE / "tflite-runtime-2.14"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "tflite-runtime==2.14.0",
+                        "numpy<2"], check=True, capture_output=True)
+    return python
+
+
+LOAD_AND_RUN = """
+import sys, numpy as np
+from tflite_runtime.interpreter import Interpreter
+it = Interpreter(model_path=sys.argv[1]); it.allocate_tensors()
+d = it.get_input_details()[0]
+it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"])); it.invoke()
+print("ran", it.get_tensor(it.get_output_details()[0]["index"]).shape)
+"""
+
+
+def test_option_for_tflite_runtime_214(families, tmp_path, tflite_runtime_214):
+    """TF 2.21's dynamic-range models quantise dense layers per channel, which
+    tflite-runtime 2.14 cannot load; --tflite-runtime-214 keeps them per tensor."""
+    path, manifest = families["plain"]
+    calib = keras_models.calibration_folder(tmp_path / "calib", colour=False)
+    results = {}
+    for flag in (False, True):
+        out = tmp_path / f"o{flag}"
+        report = convert(path, calib, out, ConvertOptions(mode="dynamic",
+                                                          tflite_runtime_214=flag))
+        run = subprocess.run([str(tflite_runtime_214), "-c", LOAD_AND_RUN, report["output"]],
+                             capture_output=True, text=True, timeout=60)
+        results[flag] = run
+        assert report["chosen"]["top1_agreement"] >= 0.95
+    assert results[True].returncode == 0 and "ran (1, 3)" in results[True].stdout, \
+        results[True].stderr
+    assert results[False].returncode != 0  # the reason the option exists
