@@ -242,7 +242,7 @@ print("ran", it.get_tensor(it.get_output_details()[0]["index"]).shape)
 def test_option_for_tflite_runtime_214(families, tmp_path, tflite_runtime_214):
     """TF 2.21's dynamic-range models quantise dense layers per channel, which
     tflite-runtime 2.14 cannot load; --tflite-runtime-214 keeps them per tensor."""
-    path, manifest = families["plain"]
+    path, _manifest = families["plain"]
     calib = keras_models.calibration_folder(tmp_path / "calib", colour=False)
     results = {}
     for flag in (False, True):

@@ -1,0 +1,60 @@
+"""The architectures: the paper's baseline CNN and an edge CNN that aims higher.
+
+`edge` uses only what the Edge TPU runs after int8 conversion (convolutions, depthwise
+convolutions — SeparableConv2D becomes both —, batch norm folded into them, ReLU, residual
+Add, global average pooling, a dense softmax/sigmoid) and stays under 200 k parameters.
+"""
+
+from __future__ import annotations
+
+from converter.tfenv import keras
+
+
+def head(x, classes: int):
+    """Softmax over the classes, or one sigmoid unit (probability of the last label)."""
+    if classes == 2:
+        return keras.layers.Dense(1, activation="sigmoid", name="fake_probability")(x)
+    return keras.layers.Dense(classes, activation="softmax", name="probabilities")(x)
+
+
+def paper(input_shape: tuple[int, int, int], classes: int):
+    """The baseline recipe: convolution, max-pooling, dropout and dense layers."""
+    inp = keras.Input(input_shape)
+    x = inp
+    for filters in (32, 64, 128):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+        x = keras.layers.Dropout(0.25)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(256, activation="relu")(x)
+    x = keras.layers.Dropout(0.5)(x)
+    return keras.Model(inp, head(x, classes), name="paper_cnn")
+
+
+def _block(x, filters: int):
+    residual = keras.layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
+    residual = keras.layers.BatchNormalization()(residual)
+    for i in range(2):
+        x = keras.layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        if i == 0:
+            x = keras.layers.ReLU()(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    return keras.layers.ReLU()(keras.layers.Add()([x, residual]))
+
+
+def edge(input_shape: tuple[int, int, int], classes: int, width: int = 32):
+    """Depthwise-separable residual blocks with batch norm and global pooling."""
+    inp = keras.Input(input_shape)
+    x = keras.layers.Conv2D(width // 2, 3, padding="same", use_bias=False)(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    for filters in (width, 2 * width, 4 * width, 8 * width):
+        x = _block(x, filters)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.3)(x)
+    return keras.Model(inp, head(x, classes), name="edge_cnn")
+
+
+ARCHS = {"paper": paper, "edge": edge}
