@@ -32,12 +32,16 @@ def paper(input_shape: tuple[int, int, int], classes: int):
     return keras.Model(inp, head(x, classes), name="paper_cnn")
 
 
+# BatchNormalization(momentum=0.9): inference uses the moving statistics, and at the default
+# 0.99 they need thousands of steps to settle; small datasets and few-shot runs have hundreds.
+
+
 def _block(x, filters: int):
     residual = keras.layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
-    residual = keras.layers.BatchNormalization()(residual)
+    residual = keras.layers.BatchNormalization(momentum=0.9)(residual)
     for i in range(2):
         x = keras.layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.BatchNormalization(momentum=0.9)(x)
         if i == 0:
             x = keras.layers.ReLU()(x)
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
@@ -48,7 +52,7 @@ def edge(input_shape: tuple[int, int, int], classes: int, width: int = 32):
     """Depthwise-separable residual blocks with batch norm and global pooling."""
     inp = keras.Input(input_shape)
     x = keras.layers.Conv2D(width // 2, 3, padding="same", use_bias=False)(inp)
-    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.BatchNormalization(momentum=0.9)(x)
     x = keras.layers.ReLU()(x)
     for filters in (width, 2 * width, 4 * width, 8 * width):
         x = _block(x, filters)
