@@ -14,12 +14,12 @@ import pytest
 
 pytest.importorskip("converter.tfenv")
 
-from converter.convert import ConvertOptions, convert  # noqa: E402
-from converter.kerasmodel import load_keras  # noqa: E402
-from edge.contract import ModelManifest, sha256_file  # noqa: E402
-from tests import training_data as td  # noqa: E402
-from training.archs import edge as edge_arch  # noqa: E402
-from training.train import TrainOptions, train  # noqa: E402
+from converter.convert import ConvertOptions, convert
+from converter.kerasmodel import load_keras
+from edge.contract import ModelManifest, sha256_file
+from tests import training_data as td
+from training.archs import edge as edge_arch
+from training.train import TrainOptions, train
 
 
 def png_ok(path) -> bool:
