@@ -28,6 +28,13 @@ class PruneResult:
     final_loss: float
 
 
+def loss_for(activation: str):
+    """Cross-entropy against one-hot labels or soft (teacher) targets, per output kind."""
+    if activation == "sigmoid":
+        return "binary_crossentropy"
+    return keras.losses.CategoricalCrossentropy(from_logits=activation == "logits")
+
+
 def check_sparsity(value: float) -> float:
     if not 0.0 < value < 1.0:
         raise PruneError(f"sparsity must be between 0 and 1 (exclusive), got {value}")
@@ -61,9 +68,7 @@ def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
         pruned = tfmot.sparsity.keras.prune_low_magnitude(clone, pruning_schedule=schedule)
     except ValueError as exc:
         raise PruneError(f"tfmot cannot prune this model: {exc}") from None
-    loss = ("binary_crossentropy" if activation == "sigmoid" else
-            keras.losses.CategoricalCrossentropy(from_logits=activation == "logits"))
-    pruned.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+    pruned.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_for(activation))
     history = pruned.fit(x, targets.astype(np.float32), batch_size=batch_size, epochs=epochs,
                          shuffle=True, verbose=0,
                          callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])

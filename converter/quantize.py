@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import tensorflow_model_optimization as tfmot
 
+from converter.prune import loss_for
 from converter.tfenv import keras, tf
 
 Mode = Literal["float32", "float16", "dynamic", "int8", "uint8", "qat"]
@@ -82,8 +83,6 @@ def quantization_aware(model, x: np.ndarray, targets: np.ndarray, *, activation:
     except (ValueError, RuntimeError) as exc:
         raise QuantizeError(f"tfmot cannot make this model quantisation-aware: "
                             f"{str(exc)[:300]}") from None
-    loss = ("binary_crossentropy" if activation == "sigmoid" else
-            keras.losses.CategoricalCrossentropy(from_logits=activation == "logits"))
-    qat.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+    qat.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_for(activation))
     qat.fit(x, targets.astype(np.float32), batch_size=batch_size, epochs=epochs, verbose=0)
     return qat
