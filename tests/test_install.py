@@ -186,6 +186,14 @@ def test_install_twice_run_uninstall(root, astronaut_clip):
     assert events[0]["type"] == "new" and events[0]["emotion"]["label"] == "happy"
     assert events[-1]["type"] == "end"
 
+    # Upgrade: the code is installed again, the owner's config is kept.
+    conf.write_text(conf.read_text() + "# the owner's edit\n")
+    up = root.install("--upgrade", "--no-start")
+    assert up.returncode == 0, up.stderr[-4000:]
+    assert "installing FaceLens" in up.stderr and "the owner's edit" in conf.read_text()
+    assert root.run("/opt/facelens/venv/bin/facelens", "--version").stdout.startswith(
+        "facelens ")
+
     # Uninstall keeps config and data; purge removes them and the user.
     gone = root.install("--uninstall")
     assert gone.returncode == 0, gone.stderr
