@@ -26,7 +26,7 @@ from converter.kerasmodel import (
 )
 from converter.prune import PruneError, check_sparsity, prune, teacher_targets
 from converter.quantize import MODES, QuantizeError, quantization_aware, to_tflite
-from edge.contract import ModelManifest, Provenance, preprocess, sha256_file
+from edge.contract import ModelManifest, Provenance, preprocess, probabilities, sha256_file
 from edge.runtime import open_model
 from training.datasets import DatasetError, FaceSet, read_faces
 
@@ -106,8 +106,7 @@ def _measure(cand: Candidate, data: Data, workdir: Path) -> dict:
                                                 "sha256": sha256_file(path)})
     mpath = manifest.save(workdir / f"{cand.label}.json")
     model = open_model(mpath, edgetpu="off")
-    act = data.manifest.output.activation
-    probs = fidelity.probabilities(fidelity.run_tflite(model, data.held_out.images), act)
+    probs = fidelity.run_tflite(model, data.held_out.images)
     m = {"variant": cand.label, **fidelity.agreement(data.reference, probs),
          "size": fidelity.sizes(path), "latency_ms": fidelity.latency_ms(
              model, data.held_out.images[0]),
@@ -142,8 +141,8 @@ def _load(model_path: Path, calibration: Path, manifest_path: Path | None,
     calib, held_out = _split(faces, opts.holdout, opts.seed)
     x_calib = preprocess(calib.images, manifest.input)
     x_eval = preprocess(held_out.images, manifest.input)
-    reference = fidelity.probabilities(original.predict(x_eval, verbose=0),
-                                       manifest.output.activation)
+    reference = probabilities(original.predict(x_eval, verbose=0),
+                              manifest.output.activation)
     return original, Data(manifest, calib, held_out, x_calib, reference)
 
 

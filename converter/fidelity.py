@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.classify import Classifier
 from edge.contract import preprocess
 from edge.runtime import TFLiteModel, import_runtime
 
@@ -31,21 +32,11 @@ EDGETPU_OPS = frozenset({
 })
 
 
-def probabilities(out: np.ndarray, activation: str) -> np.ndarray:
-    out = np.asarray(out, np.float64).reshape(len(out), -1)
-    if activation == "sigmoid":
-        p = np.clip(out[:, 0], 0, 1)
-        return np.stack([1 - p, p], axis=1)
-    if activation == "logits":
-        e = np.exp(out - out.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    return out
-
-
 def run_tflite(model: TFLiteModel, images: list[np.ndarray]) -> np.ndarray:
-    """Each face through the device path: preprocess with the model's own quantisation."""
-    spec, quant = model.manifest.input, model.quantization
-    return np.concatenate([model.run(preprocess(img, spec, quant))[0] for img in images])
+    """Each face through the device's own classifier: the model's quantisation on the way
+    in, the manifest's activation on the way out — what the device will report."""
+    clf = Classifier(model)
+    return np.stack([clf.classify(img) for img in images])
 
 
 def classification_metrics(pred: np.ndarray, labels: np.ndarray, classes) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.contract import preprocess
+from edge.contract import preprocess, probabilities
 from edge.runtime import TFLiteModel
 
 
@@ -31,15 +31,4 @@ class Classifier:
     def classify(self, face: np.ndarray) -> np.ndarray:
         """Probabilities over `labels` for one BGR face crop."""
         tensor = preprocess(face, self.manifest.input, self.model.quantization)
-        out = self.model.run(tensor)[0].reshape(-1).astype(np.float64)
-        activation = self.manifest.output.activation
-        if activation == "sigmoid":
-            p = float(np.clip(out[0], 0.0, 1.0))
-            return np.array([1.0 - p, p])
-        if activation == "logits":
-            e = np.exp(out - out.max())
-            return e / e.sum()
-        # softmax: already probabilities, but int8 models round; renormalise so they sum to 1.
-        out = np.clip(out, 0.0, None)
-        total = out.sum()
-        return out / total if total > 0 else np.full(len(out), 1.0 / len(out))
+        return probabilities(self.model.run(tensor)[0], self.manifest.output.activation)[0]

@@ -255,6 +255,26 @@ def preprocess(images: Sequence[np.ndarray] | np.ndarray, spec: InputSpec,
     return normalize(to_pixels(images, spec), spec, quant)
 
 
+def probabilities(outputs: np.ndarray, activation: str) -> np.ndarray:
+    """A model's raw outputs (N×K, or N×1 for sigmoid) as N×len(labels) probabilities.
+
+    The one reading of `output.activation`, shared by the device's classifiers, the
+    converter's fidelity report and training's evaluation: sigmoid gives [1 - p, p];
+    logits go through softmax; softmax outputs are clipped and renormalised, because an int8
+    model's rounded probabilities need not sum to 1.
+    """
+    out = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    if activation == "sigmoid":
+        p = np.clip(out[:, 0], 0.0, 1.0)
+        return np.stack([1.0 - p, p], axis=1)
+    if activation == "logits":
+        e = np.exp(out - out.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    out = np.clip(out, 0.0, None)
+    total = out.sum(axis=1, keepdims=True)
+    return np.where(total > 0, out / np.where(total > 0, total, 1.0), 1.0 / out.shape[1])
+
+
 def dequantize(values: np.ndarray, details: dict) -> np.ndarray:
     """Turn an output tensor back into floats using its own quantisation parameters."""
     if np.dtype(details["dtype"]).kind == "f":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 
@@ -156,10 +155,3 @@ def snapshots(frame: Frame, events: list[FaceEvent], mode: str,
         if ok:
             out.append(Snapshot(e.event_id, e.track_id, e.camera, jpeg.tobytes()))
     return out
-
-
-def model_paths(cfg: Config) -> list[Path]:
-    """Manifest paths the config refers to (for `facelens check`)."""
-    refs = [cfg.detector.model] if cfg.detector.kind == "blazeface" else []
-    refs += [r for r in (cfg.emotion.model, cfg.authenticity.model) if r]
-    return [resolve_manifest(r, cfg.runtime.models_dir) for r in refs]

@@ -123,3 +123,15 @@ def test_manifest_round_trips(tmp_path):
 def test_missing_manifest_names_the_path(tmp_path):
     with pytest.raises(ManifestError, match="not found: .*nope.json"):
         ModelManifest.load(tmp_path / "nope.json")
+
+
+def test_probabilities_read_the_manifest_activation():
+    from edge.contract import probabilities
+
+    assert probabilities(np.array([[0.8]]), "sigmoid").tolist() == [pytest.approx([0.2, 0.8])]
+    logits = probabilities(np.array([[0.0, np.log(3.0)]]), "logits")
+    assert logits.tolist() == [pytest.approx([0.25, 0.75])]
+    # int8 softmax outputs that do not quite sum to 1 (or dip below 0) are renormalised.
+    soft = probabilities(np.array([[0.5, 0.46, -0.004], [0.0, 0.0, 0.0]]), "softmax")
+    assert soft[0].sum() == pytest.approx(1.0) and soft[0].min() >= 0
+    assert soft[1].tolist() == pytest.approx([1 / 3] * 3)

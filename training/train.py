@@ -26,6 +26,7 @@ from edge.contract import (
     OutputSpec,
     Provenance,
     preprocess,
+    probabilities,
     sha256_file,
 )
 from training import report
@@ -157,13 +158,6 @@ def balanced_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
     return {k: float(w[k]) for k in range(classes)}
 
 
-def predict_probs(model, x: np.ndarray, classes: int) -> np.ndarray:
-    out = model.predict(x, verbose=0, batch_size=256)
-    if classes == 2 and out.shape[-1] == 1:
-        return np.concatenate([1 - out, out], axis=1)
-    return out
-
-
 def train(data: str | Path, out_dir: str | Path, opts: TrainOptions) -> dict:
     """Run the whole recipe; returns the metrics (also in metrics.json)."""
     data, out = Path(data), Path(out_dir)
@@ -210,7 +204,8 @@ def train(data: str | Path, out_dir: str | Path, opts: TrainOptions) -> dict:
     evaluation = {}
     for name in ("val", "test"):
         if name in splits:
-            probs = predict_probs(model, xs[name], len(classes))
+            probs = probabilities(model.predict(xs[name], verbose=0, batch_size=256),
+                                  "sigmoid" if binary else "softmax")
             evaluation[name] = report.metrics(splits[name].labels, probs, classes)
     final = "test" if "test" in evaluation else "val"
     report.plot_curves(history, out / "curves.png")
