@@ -138,7 +138,10 @@ create_user() {
     done
     install -d -m 0750 "$ROOT$STATE_DIR" "$ROOT$STATE_DIR/models"
     in_root chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR"
-    install -d -m 0755 "$ROOT$CONF_DIR"
+    # The unit's ConfigurationDirectoryMode=0750: the same mode here, or systemd logs that
+    # they differ at every start. Group facelens: the service reads its config through it.
+    install -d -m 0750 "$ROOT$CONF_DIR"
+    in_root chown "root:$SERVICE_USER" "$CONF_DIR"
 }
 
 install_code() {

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
-import pytest
-
 from tests.conftest import FACELENS
+from tests.notify_drain import NotifyDrain
 
 
 def facelens(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -88,39 +85,24 @@ def test_haar_needs_no_model_files(astronaut_clip, tmp_path, cli_env):
     assert all(e["emotion"] is None for e in events)
 
 
-@pytest.fixture
-def notify_socket(tmp_path):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    path = tmp_path / "notify.sock"
-    sock.bind(str(path))
-    sock.settimeout(0.2)
-    yield sock, path
-    sock.close()
-
-
-def test_sigterm_ends_tracks_and_speaks_sd_notify(astronaut_clip, cli_env, notify_socket):
-    sock, path = notify_socket
-    env = {**cli_env, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "300000",
+def test_sigterm_ends_tracks_and_speaks_sd_notify(astronaut_clip, cli_env, tmp_path):
+    drain = NotifyDrain(tmp_path / "notify.sock")
+    env = {**cli_env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "300000",
            "FACELENS_SOURCE_LOOP": "true", "FACELENS_SOURCE_LATEST_ONLY": "true"}
     proc = subprocess.Popen([*FACELENS, "run", "--source", str(astronaut_clip.path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    messages: list[str] = []
     try:
         first = proc.stdout.readline()  # blocks until a face was confirmed: the loop runs
         assert json.loads(first)["type"] == "new"
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and messages.count("WATCHDOG=1") < 2:
-            with contextlib.suppress(TimeoutError):
-                messages += sock.recv(4096).decode().split("\n")
+        while time.monotonic() < deadline and drain.pings() < 2:
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    while True:
-        try:
-            messages += sock.recv(4096).decode().split("\n")
-        except (TimeoutError, BlockingIOError):
-            break
+        drain.close()
+    messages = drain.messages
     assert proc.returncode == 0, err
     assert "SIGTERM received" in err
     assert messages[0] == "READY=1" and messages.count("WATCHDOG=1") >= 2

@@ -25,6 +25,8 @@ INCLUDE = ["ca-certificates"]
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root"),
     pytest.mark.skipif(shutil.which("debootstrap") is None, reason="debootstrap not installed"),
+    # debootstrap, pip installs and, for arm64, the daemon under qemu emulation
+    pytest.mark.timeout(2400),
 ]
 
 
@@ -53,9 +55,11 @@ def qemu_ready() -> bool:
     return (binfmt / "qemu-aarch64").exists()
 
 
-def base_root(arch: str) -> Path:
-    """A cached tarball of `debootstrap --variant=minbase bookworm` for `arch`."""
-    key = hashlib.sha256(f"{arch} {' '.join(INCLUDE)} {mirror()}".encode()).hexdigest()[:12]
+def base_root(arch: str, include: tuple[str, ...] = ()) -> Path:
+    """A cached tarball of `debootstrap --variant=minbase bookworm` for `arch`, with INCLUDE
+    and `include` (e.g. systemd and dbus for a root that boots)."""
+    packages = [*INCLUDE, *include]
+    key = hashlib.sha256(f"{arch} {' '.join(packages)} {mirror()}".encode()).hexdigest()[:12]
     tarball = CACHE / "roots" / f"bookworm-{arch}-{key}.tar"
     if tarball.exists():
         return tarball
@@ -63,7 +67,7 @@ def base_root(arch: str) -> Path:
     work = tarball.with_suffix(".d")
     shutil.rmtree(work, ignore_errors=True)
     cmd = ["debootstrap", "--variant=minbase", f"--arch={arch}",
-           f"--include={','.join(INCLUDE)}", "bookworm", str(work), mirror()]
+           f"--include={','.join(packages)}", "bookworm", str(work), mirror()]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     with tarfile.open(tarball.with_suffix(".tmp"), "w") as tar:
@@ -116,9 +120,12 @@ class Root:
                 out.append(f"{p} {st.st_size} {st.st_mtime_ns} {st.st_uid} {oct(st.st_mode)}")
         return out
 
-    def close(self) -> None:
+    def unmount(self) -> None:
         for mount in ("dev", "proc"):
             subprocess.run(["umount", "-l", str(self.path / mount)], capture_output=True)
+
+    def close(self) -> None:
+        self.unmount()
         shutil.rmtree(self.path, ignore_errors=True)
 
 

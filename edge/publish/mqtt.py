@@ -254,11 +254,11 @@ class MqttPublisher(Publisher):
             time.sleep(0.05)
         self._closing.set()
         self._wake.set()
-        self._sender.join(timeout=5)
+        self._sender.join(timeout=1.0)
         if self._connected.is_set():
             info = self.client.publish(self.topics.available, "offline", qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):  # lost meanwhile: the Will says it
-                info.wait_for_publish(timeout=2.0)
+                info.wait_for_publish(timeout=1.0)
         self.client.disconnect()
         self.client.loop_stop()
         left = self.outbox.depth()

@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from edge.sources.base import EndOfStream, Frame, Source, SourceError
 
 log = logging.getLogger(__name__)
+#: On shutdown, wait this long for the reading thread (a camera driver can hang in a read).
+CLOSE_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -76,7 +78,11 @@ class FrameReader:
         with self._cond:
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=CLOSE_TIMEOUT_S)
+            if self._thread.is_alive():  # stuck in the camera's driver: exit without it
+                log.warning("source %s did not stop within %g s; leaving it to the exit",
+                            self.source.name, CLOSE_TIMEOUT_S)
+                return
         self.source.close()
         self._open = False
 
@@ -114,8 +120,10 @@ class FrameReader:
             try:
                 if not self._open:
                     self.source.open()
+                    # A looping file reopens at every lap: say so only once.
+                    log.log(logging.DEBUG if self._t_offset else logging.INFO,
+                            "source %s opened", self.source.name)
                     self._open = True
-                    log.info("source %s opened", self.source.name)
                 frame = self.source.read()
             except EndOfStream:
                 if not self.loop:
