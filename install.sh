@@ -157,7 +157,7 @@ install_code() {
     rm -rf "$ROOT$PREFIX/src"
     install -d "$ROOT$PREFIX/src"
     tar -C "$SRC" --exclude=.git --exclude=.venv --exclude=.cache --exclude=out \
-        -cf - pyproject.toml README.md config.example.toml edge models converter training \
+        -cf - pyproject.toml README.md config.example.toml edge models converter training workstation \
         | tar -C "$ROOT$PREFIX/src" -xf -
     if [ ! -x "$ROOT$VENV/bin/python" ]; then
         log "creating $VENV (with system site packages, for picamera2 from apt)"

@@ -15,10 +15,10 @@ import time
 import numpy as np
 
 from demo import scenes
-from edge.detect.base import iou
-from edge.detect.blazeface import BlazeFaceDetector
-from edge.detect.haar import HaarDetector
-from edge.runtime import open_model
+from facelens.edge.detect.base import iou
+from facelens.edge.detect.blazeface import BlazeFaceDetector
+from facelens.edge.detect.haar import HaarDetector
+from facelens.edge.runtime import open_model
 
 
 def main() -> None:

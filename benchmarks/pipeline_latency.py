@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from demo.scenes import room_video
-from edge.config import load_config
-from edge.pipeline import Pipeline
-from edge.sources import FrameReader, open_source
+from facelens.edge.config import load_config
+from facelens.edge.pipeline import Pipeline
+from facelens.edge.sources import FrameReader, open_source
 
 
 def main() -> None:

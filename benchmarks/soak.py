@@ -127,8 +127,8 @@ def main() -> int:
                 "FACELENS_MQTT_RECONNECT_MIN_S": "1", "FACELENS_MQTT_RECONNECT_MAX_S": "2",
                 "FACELENS_MQTT_STATS_INTERVAL_S": "10"})
     log = (work / "daemon.log").open("w")
-    daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--source", str(clip.path)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=log)
+    daemon = subprocess.Popen([sys.executable, "-m", "facelens.edge.cli", "run", "--source",
+                               str(clip.path)], env=env, stdout=subprocess.DEVNULL, stderr=log)
     t0 = time.monotonic()
     samples: list[Sample] = []
     outage = (args.outage_at * 60, args.outage_at * 60 + args.outage_s) if args.outage_s else None

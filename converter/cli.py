@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from edge.contract import ManifestError
+from facelens.edge.contract import ManifestError
 
 
 def _prune_arg(text: str) -> float | str:
@@ -55,9 +55,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from converter.convert import ConvertError, ConvertOptions, convert, summary
-    from converter.kerasmodel import ModelLoadError
-    from converter.quantize import QuantizeError
+    from facelens.converter.convert import ConvertError, ConvertOptions, convert, summary
+    from facelens.converter.quantize import QuantizeError
+    from facelens.workstation.kerasmodel import ModelLoadError
 
     opts = ConvertOptions(mode=args.quantize, prune=args.prune, threshold=args.threshold,
                           epochs=args.epochs, tflite_runtime_214=args.tflite_runtime_214,

@@ -15,20 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-from converter import fidelity
-from converter.augment import augmented_copies
-from converter.kerasmodel import (
+from facelens.converter import fidelity
+from facelens.converter.augment import augmented_copies
+from facelens.converter.prune import PruneError, check_sparsity, prune, teacher_targets
+from facelens.converter.quantize import MODES, QuantizeError, quantization_aware, to_tflite
+from facelens.edge.contract import ModelManifest, Provenance, preprocess, probabilities, sha256_file
+from facelens.edge.runtime import open_model
+from facelens.workstation.datasets import DatasetError, FaceSet, read_faces
+from facelens.workstation.kerasmodel import (
     check_model_fits,
     find_manifest,
     kernel_sparsity,
     load_keras,
     overall_sparsity,
 )
-from converter.prune import PruneError, check_sparsity, prune, teacher_targets
-from converter.quantize import MODES, QuantizeError, quantization_aware, to_tflite
-from edge.contract import ModelManifest, Provenance, preprocess, probabilities, sha256_file
-from edge.runtime import open_model
-from training.datasets import DatasetError, FaceSet, read_faces
+from facelens.workstation.metrics import classification_metrics
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,8 @@ def _measure(cand: Candidate, data: Data, workdir: Path) -> dict:
                    [model.quantization.scale, model.quantization.zero_point]},
          "ops": fidelity.op_names(model), "edgetpu": fidelity.edgetpu_verdict(model)}
     if data.held_out.labels is not None:
-        m["labelled"] = fidelity.classification_metrics(
-            probs.argmax(1), data.held_out.labels, data.manifest.labels)
+        m["labelled"] = classification_metrics(data.held_out.labels, probs,
+                                               data.manifest.labels)
     cand.metrics = m
     return m
 

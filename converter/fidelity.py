@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.classify import Classifier
-from edge.contract import preprocess
-from edge.runtime import TFLiteModel, import_runtime
+from facelens.edge.classify import Classifier
+from facelens.edge.contract import preprocess
+from facelens.edge.runtime import TFLiteModel, import_runtime
 
 #: TFLite builtin ops the Edge TPU compiler can map (Coral's compatibility table). Anything
 #: else stays on the CPU and splits the graph; edgetpu_compiler itself is the final word.
@@ -37,25 +37,6 @@ def run_tflite(model: TFLiteModel, images: list[np.ndarray]) -> np.ndarray:
     in, the manifest's activation on the way out — what the device will report."""
     clf = Classifier(model)
     return np.stack([clf.classify(img) for img in images])
-
-
-def classification_metrics(pred: np.ndarray, labels: np.ndarray, classes) -> dict:
-    """Accuracy and per-class / macro precision, recall and F1 (numpy, no sklearn needed)."""
-    per_class = {}
-    for k, name in enumerate(classes):
-        tp = int(np.sum((pred == k) & (labels == k)))
-        fp = int(np.sum((pred == k) & (labels != k)))
-        fn = int(np.sum((pred != k) & (labels == k)))
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        f = 2 * p * r / (p + r) if p + r else 0.0
-        per_class[name] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4),
-                           "support": int(np.sum(labels == k))}
-    present = [v for v in per_class.values() if v["support"]]
-    macro = {m: round(float(np.mean([v[m] for v in present])), 4) if present else 0.0
-             for m in ("precision", "recall", "f1")}
-    return {"accuracy": round(float(np.mean(pred == labels)), 4), "macro": macro,
-            "per_class": per_class}
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray) -> dict:

@@ -11,9 +11,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
-from converter.tfenv import keras, tf
+from facelens.workstation.tfenv import keras, tf, tfmot
 
 
 class PruneError(ValueError):

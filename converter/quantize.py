@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
-from converter.prune import loss_for
-from converter.tfenv import keras, tf
+from facelens.converter.prune import loss_for
+from facelens.workstation.tfenv import keras, tf, tfmot
 
 Mode = Literal["float32", "float16", "dynamic", "int8", "uint8", "qat"]
 MODES: tuple[str, ...] = ("float32", "float16", "dynamic", "int8", "uint8", "qat")

@@ -201,7 +201,7 @@ def tilted(photo: FacePhoto, degrees: float, mirror: bool = False) -> FacePhoto:
 def face_crops(count: int = 100) -> list[np.ndarray]:
     """Real face crops as a detector would hand them to a classifier: the astronaut, the
     cameraman and LFW faces (tight greyscale crops), each with the classifier margin."""
-    from edge.detect.base import crop
+    from facelens.edge.detect.base import crop
 
     whole = [astronaut(), cameraman()]
     crops = [crop(p.image, p.face, 0.2) for p in whole]

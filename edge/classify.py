@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.contract import preprocess, probabilities
-from edge.runtime import TFLiteModel
+from facelens.edge.contract import preprocess, probabilities
+from facelens.edge.runtime import TFLiteModel
 
 
 class Classifier:

@@ -13,13 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from edge import __version__
-from edge.config import Config, ConfigError, default_models_dir, load_config
-from edge.contract import ManifestError
-from edge.models import FetchError, fetch_stock_models
-from edge.publish.mqtt import MqttError, probe
-from edge.runtime import RuntimeMissingError
-from edge.sources import SourceError
+from facelens.edge import __version__
+from facelens.edge.config import Config, ConfigError, default_models_dir, load_config
+from facelens.edge.contract import ManifestError
+from facelens.edge.models import FetchError, fetch_stock_models
+from facelens.edge.publish.mqtt import MqttError, probe
+from facelens.edge.runtime import RuntimeMissingError
+from facelens.edge.sources import SourceError
 
 EXIT_CONFIG, EXIT_MODEL, EXIT_SOURCE, EXIT_MQTT = 2, 3, 4, 5
 
@@ -67,7 +67,7 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge.daemon import Daemon
+    from facelens.edge.daemon import Daemon
 
     cfg = _config(args)
     _setup_logging(cfg.service.log_level)
@@ -75,8 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from edge.pipeline import Pipeline
-    from edge.sources import open_source
+    from facelens.edge.pipeline import Pipeline
+    from facelens.edge.sources import open_source
 
     cfg = _config(args)
     _setup_logging("WARNING")

@@ -14,13 +14,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge import __version__
-from edge.config import Config
-from edge.events import CameraState, FaceEvent, iso_time
-from edge.notify import SystemdNotifier
-from edge.pipeline import Pipeline, snapshots
-from edge.publish.base import Publisher
-from edge.sources import FrameReader, open_source
+from facelens.edge import __version__
+from facelens.edge.config import Config
+from facelens.edge.events import CameraState, FaceEvent, iso_time
+from facelens.edge.notify import SystemdNotifier
+from facelens.edge.pipeline import Pipeline, snapshots
+from facelens.edge.publish.base import Publisher
+from facelens.edge.sources import FrameReader, open_source
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,11 @@ def cpu_temperature() -> float | None:
 
 def build_publishers(cfg: Config, pipeline: Pipeline) -> list[Publisher]:
     """MQTT first: an event is in the durable outbox before any other output shows it."""
-    from edge.publish.stdout import StdoutPublisher
+    from facelens.edge.publish.stdout import StdoutPublisher
 
     publishers: list[Publisher] = []
     if cfg.mqtt.host:
-        from edge.publish.mqtt import MqttPublisher
+        from facelens.edge.publish.mqtt import MqttPublisher
 
         labels = pipeline.emotion.labels if pipeline.emotion else ()
         publishers.append(MqttPublisher(cfg.mqtt, device=cfg.service.device_id,
@@ -152,7 +152,7 @@ class Daemon:
                 pub.publish_state(state)
 
     def _publish_stats(self) -> None:
-        from edge.publish.mqtt import ServiceStats
+        from facelens.edge.publish.mqtt import ServiceStats
 
         frames, latency = self.pipeline.times.take_window()
         reader_stats = self.reader.stats if self.reader else None

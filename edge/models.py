@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge.contract import ManifestError, ModelManifest, sha256_file
+from facelens.edge.contract import ManifestError, ModelManifest, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def stock_manifests() -> dict[str, ModelManifest]:
     """The committed manifests of the stock models, by name."""
     out = {}
     try:  # an installed wheel carries models/ as the package edge.stock_manifests
-        folder: Any = resources.files("edge.stock_manifests")
+        folder: Any = resources.files("facelens.edge.stock_manifests")
     except ModuleNotFoundError:  # running from a checkout
         folder = Path(__file__).resolve().parent.parent / "models"
     for entry in folder.iterdir():

@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 
 import cv2
 
-from edge.classify import Classifier
-from edge.config import Config
-from edge.contract import ManifestError
-from edge.detect.base import Detector, crop
-from edge.detect.blazeface import BlazeFaceDetector
-from edge.detect.haar import HaarDetector
-from edge.events import FaceEvent, Snapshot
-from edge.models import resolve_manifest
-from edge.runtime import open_model
-from edge.sources.base import Frame
-from edge.track import Observation, Tracker
+from facelens.edge.classify import Classifier
+from facelens.edge.config import Config
+from facelens.edge.contract import ManifestError
+from facelens.edge.detect.base import Detector, crop
+from facelens.edge.detect.blazeface import BlazeFaceDetector
+from facelens.edge.detect.haar import HaarDetector
+from facelens.edge.events import FaceEvent, Snapshot
+from facelens.edge.models import resolve_manifest
+from facelens.edge.runtime import open_model
+from facelens.edge.sources.base import Frame
+from facelens.edge.track import Observation, Tracker
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edge.contract import ManifestError, ModelManifest, Quantization, dequantize
+from facelens.edge.contract import ManifestError, ModelManifest, Quantization, dequantize
 
 log = logging.getLogger(__name__)
 

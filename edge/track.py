@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.config import TrackerConfig
-from edge.detect.base import Box, Detection, iou_matrix
-from edge.events import (
+from facelens.edge.config import TrackerConfig
+from facelens.edge.detect.base import Box, Detection, iou_matrix
+from facelens.edge.events import (
     AuthenticityResult,
     CameraState,
     EmotionResult,

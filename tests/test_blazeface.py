@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 from demo import scenes
-from edge.detect.base import crop_box, iou
-from edge.detect.blazeface import (
+from facelens.edge.detect.base import crop_box, iou
+from facelens.edge.detect.blazeface import (
     BlazeFaceDetector,
     decode,
     make_anchors,
     tile_windows,
     weighted_nms,
 )
-from edge.detect.haar import HaarDetector
-from edge.runtime import open_model
+from facelens.edge.detect.haar import HaarDetector
+from facelens.edge.runtime import open_model
 
 SHORT = [(8, 2), (16, 6)]
 

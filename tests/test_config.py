@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, load_config
+from facelens.edge.config import ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -102,7 +102,7 @@ def test_models_dir_follows_systemd_state_directory(monkeypatch):
 
 def test_the_example_config_is_valid_and_matches_the_defaults():
     """config.example.toml documents every key with its default: keep it true."""
-    from edge.config import Config
+    from facelens.edge.config import Config
 
     example = Path(__file__).resolve().parent.parent / "config.example.toml"
     cfg = load_config(example, environ={})

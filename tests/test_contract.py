@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.contract import (
+from facelens.edge.contract import (
     InputSpec,
     ManifestError,
     ModelManifest,
@@ -126,7 +126,7 @@ def test_missing_manifest_names_the_path(tmp_path):
 
 
 def test_probabilities_read_the_manifest_activation():
-    from edge.contract import probabilities
+    from facelens.edge.contract import probabilities
 
     assert probabilities(np.array([[0.8]]), "sigmoid").tolist() == [pytest.approx([0.2, 0.8])]
     logits = probabilities(np.array([[0.0, np.log(3.0)]]), "logits")

@@ -10,15 +10,15 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("converter.tfenv")  # sets the TF environment before TF is imported
+pytest.importorskip("facelens.workstation.tfenv")  # sets the TF environment before TF is imported
 pytest.importorskip("tensorflow_model_optimization")
 
-from converter.convert import ConvertOptions, convert
-from converter.kerasmodel import kernel_sparsity, load_keras
-from converter.prune import prune
-from converter.quantize import to_tflite
-from edge.contract import ModelManifest, preprocess, sha256_file
-from edge.runtime import open_model
+from facelens.converter.convert import ConvertOptions, convert
+from facelens.converter.prune import prune
+from facelens.converter.quantize import to_tflite
+from facelens.edge.contract import ModelManifest, preprocess, sha256_file
+from facelens.edge.runtime import open_model
+from facelens.workstation.kerasmodel import kernel_sparsity, load_keras
 from tests import keras_models
 
 #: Per mode: (minimum top-1 agreement, maximum mean |Δp|) against the Keras model.
@@ -121,7 +121,7 @@ def test_prune_auto_picks_the_highest_sparsity_that_passes(families, tmp_path):
 
 
 def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "converter.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "facelens.converter.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=600, env=env)
 
 

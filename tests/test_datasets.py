@@ -6,11 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.contract import FER2013_LABELS
+from facelens.edge.contract import FER2013_LABELS
+from facelens.training.selfblend import face_mask, hull_mask, self_blend, self_blended_set
+from facelens.training.splits import authenticity_splits, emotion_splits, stratified_split
+from facelens.workstation.datasets import (
+    DatasetError,
+    read_fer2013_csv,
+    read_image_folder,
+    read_npy,
+)
 from tests import training_data as td
-from training.datasets import DatasetError, read_fer2013_csv, read_image_folder, read_npy
-from training.selfblend import face_mask, hull_mask, self_blend, self_blended_set
-from training.splits import authenticity_splits, emotion_splits, stratified_split
 
 GOOD = " ".join(["100"] * 2304)
 

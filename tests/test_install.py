@@ -155,7 +155,7 @@ def test_install_twice_run_uninstall(root, astronaut_clip):
     assert "include-system-site-packages = true" in cfg
     assert os.access(p / "opt/facelens/venv/bin/facelens", os.X_OK)
     # Verified models, owned by the service user.
-    from edge.contract import ModelManifest
+    from facelens.edge.contract import ModelManifest
 
     models = p / "var/lib/facelens/models"
     for name in ("blazeface_full_range", "emotion_mini_xception"):

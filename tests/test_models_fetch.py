@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from edge.contract import ModelManifest, sha256_file
-from edge.models import FetchError, fetch_stock_models, resolve_manifest, stock_manifests
+from facelens.edge.contract import ModelManifest, sha256_file
+from facelens.edge.models import FetchError, fetch_stock_models, resolve_manifest, stock_manifests
 from tests.conftest import CACHE, FACELENS
 
 
@@ -53,7 +53,7 @@ def test_a_wheel_with_a_tampered_model_is_refused(models_dir, tmp_path):
 
 
 def test_resolve_manifest_hints_at_fetch_for_a_missing_stock_model(tmp_path):
-    from edge.contract import ManifestError
+    from facelens.edge.contract import ManifestError
 
     with pytest.raises(ManifestError, match="run `facelens models fetch`"):
         resolve_manifest("emotion_mini_xception", tmp_path)

@@ -19,7 +19,8 @@ BASE = f"{PREFIX}/{DEVICE}"
 
 
 def schema(name: str) -> dict:
-    text = resources.files("edge.publish").joinpath(f"schemas/{name}.schema.json").read_text()
+    folder = resources.files("facelens.edge.publish").joinpath("schemas")
+    text = folder.joinpath(f"{name}.schema.json").read_text()
     return json.loads(text)
 
 

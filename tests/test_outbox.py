@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from edge.publish.outbox import Outbox
+from facelens.edge.publish.outbox import Outbox
 
 
 def test_messages_come_back_in_order_until_acknowledged(tmp_path):

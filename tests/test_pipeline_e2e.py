@@ -8,9 +8,9 @@ import subprocess
 import numpy as np
 
 from demo.scenes import room_video
-from edge.detect.base import iou
-from edge.pipeline import Pipeline
-from edge.sources import FrameReader, open_source
+from facelens.edge.detect.base import iou
+from facelens.edge.pipeline import Pipeline
+from facelens.edge.sources import FrameReader, open_source
 from tests.conftest import FACELENS
 
 

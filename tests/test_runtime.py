@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from edge.contract import ManifestError, ModelManifest, preprocess
-from edge.runtime import open_model
+from facelens.edge.contract import ManifestError, ModelManifest, preprocess
+from facelens.edge.runtime import open_model
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from demo import scenes
-from edge.sources import FrameReader, SourceError, open_source
-from edge.sources.images import ImageFolderSource
-from edge.sources.opencv import OpenCVSource
-from edge.sources.picamera import PiCameraSource
+from facelens.edge.sources import FrameReader, SourceError, open_source
+from facelens.edge.sources.images import ImageFolderSource
+from facelens.edge.sources.opencv import OpenCVSource
+from facelens.edge.sources.picamera import PiCameraSource
 
 
 def drain(reader: FrameReader, limit: int = 10_000) -> list:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.config import TrackerConfig
-from edge.contract import FER2013_LABELS
-from edge.detect.base import Detection
-from edge.track import Observation, Tracker
+from facelens.edge.config import TrackerConfig
+from facelens.edge.contract import FER2013_LABELS
+from facelens.edge.detect.base import Detection
+from facelens.edge.track import Observation, Tracker
 
 HAPPY = np.eye(7)[3] * 0.9 + 0.1 / 7
 NEUTRAL = np.eye(7)[6] * 0.9 + 0.1 / 7

@@ -12,14 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("converter.tfenv")
+pytest.importorskip("facelens.workstation.tfenv")
 
-from converter.convert import ConvertOptions, convert
-from converter.kerasmodel import load_keras
-from edge.contract import ModelManifest, sha256_file
+from facelens.converter.convert import ConvertOptions, convert
+from facelens.edge.contract import ModelManifest, sha256_file
+from facelens.training.archs import edge as edge_arch
+from facelens.training.train import TrainOptions, train
+from facelens.workstation.kerasmodel import load_keras
 from tests import training_data as td
-from training.archs import edge as edge_arch
-from training.train import TrainOptions, train
 
 
 def png_ok(path) -> bool:
@@ -75,8 +75,8 @@ def test_authenticity_learns_converts_and_runs_in_the_pipeline(tmp_path, make_co
     assert report["labelled"] and report["chosen"]["labelled"]["accuracy"] > 0.75
     # … and into the device pipeline: events now carry an authenticity verdict.
     from demo.scenes import astronaut_video
-    from edge.pipeline import Pipeline
-    from edge.sources import FrameReader, open_source
+    from facelens.edge.pipeline import Pipeline
+    from facelens.edge.sources import FrameReader, open_source
 
     clip = astronaut_video(tmp_path / "clip.avi", face_frames=12, empty_after=16)
     cfg = make_config(authenticity={"model": report["manifest"]})
@@ -128,7 +128,7 @@ def test_transfer_from_the_stock_model_few_shot(models_dir, tmp_path):
 def test_an_interrupted_run_resumes(tmp_path):
     data = td.fer_csv(tmp_path / "fer2013.csv", per_class=20)
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "training.cli", "emotion", "--data", str(data), "--out",
+    args = [sys.executable, "-m", "facelens.training.cli", "emotion", "--data", str(data), "--out",
             str(out), "--epochs", "6", "--patience", "10", "--batch-size", "16"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
@@ -145,7 +145,7 @@ def test_an_interrupted_run_resumes(tmp_path):
 
 
 def test_cli_names_bad_data(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "training.cli", "emotion", "--data",
+    out = subprocess.run([sys.executable, "-m", "facelens.training.cli", "emotion", "--data",
                           str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "FER-2013 CSV not found" in out.stderr

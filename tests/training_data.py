@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.contract import FER2013_LABELS
+from facelens.edge.contract import FER2013_LABELS
 
 
 def emotion_face(k: int, rng: np.random.Generator) -> np.ndarray:

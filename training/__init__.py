@@ -1,2 +1,2 @@
 """Training the emotion and authenticity CNNs on a workstation (TensorFlow via
-converter.tfenv). Data readers here import no TensorFlow, so the converter can use them."""
+workstation.tfenv). Data readers here import no TensorFlow, so the converter can use them."""

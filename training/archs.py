@@ -7,7 +7,7 @@ Add, global average pooling, a dense softmax/sigmoid) and stays under 200 k para
 
 from __future__ import annotations
 
-from converter.tfenv import keras
+from facelens.workstation.tfenv import keras
 
 
 def head(x, classes: int):

@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from edge.contract import ManifestError
+from facelens.edge.contract import ManifestError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -54,9 +54,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from converter.kerasmodel import ModelLoadError
-    from training.datasets import DatasetError
-    from training.train import TrainOptions, train
+    from facelens.training.train import TrainOptions, train
+    from facelens.workstation.datasets import DatasetError
+    from facelens.workstation.kerasmodel import ModelLoadError
 
     try:
         lo, hi = (float(v) for v in args.range.split(","))

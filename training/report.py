@@ -10,34 +10,6 @@ import matplotlib
 matplotlib.use("Agg")  # files, not windows: this runs on servers and in CI
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import (
-    confusion_matrix,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
-
-
-def metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:
-    """Accuracy, macro and per-class precision/recall/F1; ROC AUC for two classes."""
-    pred = probs.argmax(1)
-    idx = list(range(len(classes)))
-    p, r, f, support = precision_recall_fscore_support(labels, pred, labels=idx,
-                                                       zero_division=0)
-    mp, mr, mf, _ = precision_recall_fscore_support(labels, pred, labels=idx, average="macro",
-                                                    zero_division=0)
-    out = {
-        "samples": len(labels),
-        "accuracy": round(float(np.mean(pred == labels)), 4),
-        "macro": {"precision": round(float(mp), 4), "recall": round(float(mr), 4),
-                  "f1": round(float(mf), 4)},
-        "per_class": {c: {"precision": round(float(p[k]), 4), "recall": round(float(r[k]), 4),
-                          "f1": round(float(f[k]), 4), "support": int(support[k])}
-                      for k, c in enumerate(classes)},
-        "confusion_matrix": confusion_matrix(labels, pred, labels=idx).tolist(),
-    }
-    if len(classes) == 2 and len(np.unique(labels)) == 2:
-        out["roc_auc"] = round(float(roc_auc_score(labels, probs[:, 1])), 4)
-    return out
 
 
 def plot_curves(history: dict[str, list[float]], path: Path) -> Path:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.contract import AUTHENTICITY_LABELS, FER2013_LABELS
-from training.datasets import DatasetError, FaceSet, read_fer2013_csv, read_image_folder
+from facelens.edge.contract import AUTHENTICITY_LABELS, FER2013_LABELS
+from facelens.workstation.datasets import DatasetError, FaceSet, read_fer2013_csv, read_image_folder
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int

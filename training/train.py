@@ -16,9 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.kerasmodel import find_manifest, load_keras
-from converter.tfenv import keras, tf
-from edge.contract import (
+from facelens.edge.contract import (
     AUTHENTICITY_LABELS,
     FER2013_LABELS,
     InputSpec,
@@ -29,11 +27,14 @@ from edge.contract import (
     probabilities,
     sha256_file,
 )
-from training import report
-from training.archs import ARCHS
-from training.datasets import DatasetError, FaceSet, read_faces, read_image_folder
-from training.selfblend import self_blended_set
-from training.splits import authenticity_splits, emotion_splits, stratified_split
+from facelens.training import report
+from facelens.training.archs import ARCHS
+from facelens.training.selfblend import self_blended_set
+from facelens.training.splits import authenticity_splits, emotion_splits, stratified_split
+from facelens.workstation.datasets import DatasetError, FaceSet, read_faces, read_image_folder
+from facelens.workstation.kerasmodel import find_manifest, load_keras
+from facelens.workstation.metrics import classification_metrics
+from facelens.workstation.tfenv import keras, tf
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def build_model(opts: TrainOptions, spec: InputSpec, classes: tuple[str, ...]):
     want = 1 if len(classes) == 2 else len(classes)
     if model.output_shape[-1] != want:
         # A new head for a new set of classes, on the features the old model learnt.
-        from training.archs import head
+        from facelens.training.archs import head
 
         model = keras.Model(model.input, head(model.layers[-2].output, len(classes)))
     if opts.trainable_layers is not None:
@@ -206,7 +207,7 @@ def train(data: str | Path, out_dir: str | Path, opts: TrainOptions) -> dict:
         if name in splits:
             probs = probabilities(model.predict(xs[name], verbose=0, batch_size=256),
                                   "sigmoid" if binary else "softmax")
-            evaluation[name] = report.metrics(splits[name].labels, probs, classes)
+            evaluation[name] = classification_metrics(splits[name].labels, probs, classes)
     final = "test" if "test" in evaluation else "val"
     report.plot_curves(history, out / "curves.png")
     report.plot_confusion(evaluation[final]["confusion_matrix"], classes,

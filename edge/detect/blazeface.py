@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.contract import convert_colour, normalize
-from edge.detect.base import Detection, iou_matrix
-from edge.runtime import TFLiteModel
+from facelens.edge.contract import convert_colour, normalize
+from facelens.edge.detect.base import Detection, iou_matrix
+from facelens.edge.runtime import TFLiteModel
 
 NUM_KEYPOINTS = 6
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detect.base import Detection
+from facelens.edge.detect.base import Detection
 
 CASCADE = "haarcascade_frontalface_default.xml"
 

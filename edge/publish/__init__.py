@@ -1,6 +1,6 @@
 """Event outputs, one module each: stdout (JSON lines) and MQTT (outbox, discovery)."""
 
-from edge.publish.base import Publisher
-from edge.publish.stdout import StdoutPublisher
+from facelens.edge.publish.base import Publisher
+from facelens.edge.publish.stdout import StdoutPublisher
 
 __all__ = ["Publisher", "StdoutPublisher"]

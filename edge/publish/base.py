@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edge.events import CameraState, FaceEvent, Snapshot
+from facelens.edge.events import CameraState, FaceEvent, Snapshot
 
 if TYPE_CHECKING:
-    from edge.publish.mqtt import ServiceStats
+    from facelens.edge.publish.mqtt import ServiceStats
 
 
 class Publisher:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
-from edge import __version__
-from edge.contract import FER2013_LABELS
-from edge.publish.topics import Topics
+from facelens.edge import __version__
+from facelens.edge.contract import FER2013_LABELS
+from facelens.edge.publish.topics import Topics
 
 NO_EMOTION = "none"
 

@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass, field, replace
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import MqttConfig
-from edge.contract import FER2013_LABELS
-from edge.events import CameraState, FaceEvent, Snapshot
-from edge.publish.base import Publisher
-from edge.publish.discovery import discovery_payloads
-from edge.publish.outbox import Outbox
-from edge.publish.topics import Topics
+from facelens.edge.config import MqttConfig
+from facelens.edge.contract import FER2013_LABELS
+from facelens.edge.events import CameraState, FaceEvent, Snapshot
+from facelens.edge.publish.base import Publisher
+from facelens.edge.publish.discovery import discovery_payloads
+from facelens.edge.publish.outbox import Outbox
+from facelens.edge.publish.topics import Topics
 
 log = logging.getLogger(__name__)
 

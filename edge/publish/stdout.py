@@ -18,8 +18,8 @@ import threading
 import time
 from typing import TextIO
 
-from edge.events import FaceEvent
-from edge.publish.base import Publisher
+from facelens.edge.events import FaceEvent
+from facelens.edge.publish.base import Publisher
 
 log = logging.getLogger(__name__)
 

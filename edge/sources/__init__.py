@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.sources.base import EndOfStream, Frame, Source, SourceError
-from edge.sources.images import ImageFolderSource
-from edge.sources.opencv import OpenCVSource
-from edge.sources.picamera import PiCameraSource
-from edge.sources.reader import FrameReader, ReaderStats
+from facelens.edge.sources.base import EndOfStream, Frame, Source, SourceError
+from facelens.edge.sources.images import ImageFolderSource
+from facelens.edge.sources.opencv import OpenCVSource
+from facelens.edge.sources.picamera import PiCameraSource
+from facelens.edge.sources.reader import FrameReader, ReaderStats
 
 __all__ = ["EndOfStream", "Frame", "FrameReader", "ReaderStats", "Source", "SourceError",
            "open_source"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 
-from edge.sources.base import EndOfStream, Frame, SourceError
+from facelens.edge.sources.base import EndOfStream, Frame, SourceError
 
 
 class OpenCVSource:

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from edge.sources.base import Frame, SourceError
+from facelens.edge.sources.base import Frame, SourceError
 
 
 class PiCameraSource:

@@ -12,7 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass, replace
 
-from edge.sources.base import EndOfStream, Frame, Source, SourceError
+from facelens.edge.sources.base import EndOfStream, Frame, Source, SourceError
 
 log = logging.getLogger(__name__)
 #: On shutdown, wait this long for the reading thread (a camera driver can hang in a read).

@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.contract import FER2013_LABELS
-from edge.sources.images import IMAGE_SUFFIXES
+from facelens.edge.contract import FER2013_LABELS
+from facelens.edge.sources.images import IMAGE_SUFFIXES
 
 FER_SIDE = 48
 FER_USAGES = ("Training", "PublicTest", "PrivateTest")

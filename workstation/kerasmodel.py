@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.tfenv import keras
-from edge.contract import ManifestError, ModelManifest
+from facelens.edge.contract import ManifestError, ModelManifest
+from facelens.workstation.tfenv import keras
 
 
 class ModelLoadError(ValueError):
