@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from facelens.edge.contract import ManifestError
+from facelens.edge.errors import show_cause
 
 
 def _prune_arg(text: str) -> float | str:
@@ -22,9 +23,9 @@ def _prune_arg(text: str) -> float | str:
         return text
     try:
         return float(text)
-    except ValueError:
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(
-            f"expected a sparsity like 0.5 or 'auto', got {text!r}") from None
+            f"expected a sparsity like 0.5 or 'auto', got {text!r}") from exc
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
                     help="keep dense layers per-tensor so tflite-runtime 2.14 loads the model")
     ap.add_argument("--name", help="output model name (default from manifest and mode)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--debug", action="store_true",
+                    help="on an error, also print its cause chain with tracebacks "
+                         "(or set FACELENS_DEBUG=1)")
     return ap
 
 
@@ -66,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         report = convert(args.model, args.calibration, args.out, opts,
                          manifest_path=args.manifest)
     except (ConvertError, ModelLoadError, ManifestError, QuantizeError) as exc:
+        show_cause(exc, args.debug)
         print(f"facelens-convert: {exc}", file=sys.stderr)
         return 2
     print(summary(report))

@@ -18,8 +18,8 @@ import numpy as np
 from facelens.converter import fidelity
 from facelens.converter.augment import augmented_copies
 from facelens.converter.prune import PruneError, check_sparsity, prune, teacher_targets
-from facelens.converter.quantize import MODES, QuantizeError, quantization_aware, to_tflite
-from facelens.edge.contract import ModelManifest, Provenance, preprocess, probabilities, sha256_file
+from facelens.converter.quantize import MODES, Mode, QuantizeError, quantization_aware, to_tflite
+from facelens.edge.contract import ModelManifest, Provenance, preprocess, sha256_file
 from facelens.edge.runtime import open_model
 from facelens.workstation.datasets import DatasetError, FaceSet, read_faces
 from facelens.workstation.kerasmodel import (
@@ -42,7 +42,7 @@ class ConvertError(ValueError):
 
 @dataclass
 class ConvertOptions:
-    mode: str = "int8"
+    mode: Mode = "int8"
     #: None: no pruning; a float in (0, 1): that sparsity; "auto": the highest sparsity whose
     #: converted model still agrees with the original at least `threshold` of the time.
     prune: float | str | None = None
@@ -90,13 +90,10 @@ def _finetune_targets(original, data: Data, copies: int, seed: int):
     rng = np.random.default_rng(seed)
     images, origin = augmented_copies(data.calib.images, copies, rng)
     x = preprocess(images, data.manifest.input)
-    activation = data.manifest.output.activation
+    m = data.manifest
     if data.calib.labels is not None:
-        labels = data.calib.labels[origin]
-        if activation == "sigmoid":
-            return x, labels.astype(np.float32)[:, None], "labels"
-        return x, np.eye(len(data.manifest.labels), dtype=np.float32)[labels], "labels"
-    return x, teacher_targets(original, x, activation), "distillation"
+        return x, m.output.targets(data.calib.labels[origin], m.labels), "labels"
+    return x, teacher_targets(original, x, m.output.activation), "distillation"
 
 
 def _measure(cand: Candidate, data: Data, workdir: Path) -> dict:
@@ -124,7 +121,7 @@ def _measure(cand: Candidate, data: Data, workdir: Path) -> dict:
 
 
 def _convert(keras_model, label: str, opts: ConvertOptions, data: Data, *,
-             mode: str | None = None, sparse: bool = False) -> Candidate:
+             mode: Mode | None = None, sparse: bool = False) -> Candidate:
     tfl = to_tflite(keras_model, mode or opts.mode, data.x_calib, sparse=sparse,
                     tflite_runtime_214=opts.tflite_runtime_214)
     return Candidate(label, tfl, keras_model)
@@ -138,12 +135,11 @@ def _load(model_path: Path, calibration: Path, manifest_path: Path | None,
     try:
         faces = read_faces(calibration, classes=manifest.labels)
     except DatasetError as exc:
-        raise ConvertError(f"calibration data: {exc}") from None
+        raise ConvertError(f"calibration data: {exc}") from exc
     calib, held_out = _split(faces, opts.holdout, opts.seed)
     x_calib = preprocess(calib.images, manifest.input)
     x_eval = preprocess(held_out.images, manifest.input)
-    reference = probabilities(original.predict(x_eval, verbose=0),
-                              manifest.output.activation)
+    reference = manifest.probabilities(original.predict(x_eval, verbose=0))
     return original, Data(manifest, calib, held_out, x_calib, reference)
 
 
@@ -158,7 +154,7 @@ def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path
         try:
             check_sparsity(opts.prune)
         except PruneError as exc:
-            raise ConvertError(f"--prune: {exc}") from None
+            raise ConvertError(f"--prune: {exc}") from exc
     elif opts.prune not in (None, "auto"):
         raise ConvertError(f"--prune {opts.prune!r}: a sparsity in (0, 1) or 'auto'")
     out_dir = Path(out_dir)
@@ -180,7 +176,7 @@ def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path
         baseline = _convert(base_model, f"{opts.mode}", opts, data)
         _measure(baseline, data, work)
         variants = [baseline]
-        chosen, trials = baseline, []
+        chosen, trials = baseline, list[dict]()
         if opts.prune is not None:
             sparsities = ([opts.prune] if isinstance(opts.prune, float) else
                           list(AUTO_SPARSITIES))

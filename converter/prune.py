@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facelens.workstation.kerasmodel import loss_for
 from facelens.workstation.tfenv import keras, tf, tfmot
 
 
@@ -25,13 +26,6 @@ class PruneResult:
     target: float
     steps: int
     final_loss: float
-
-
-def loss_for(activation: str):
-    """Cross-entropy against one-hot labels or soft (teacher) targets, per output kind."""
-    if activation == "sigmoid":
-        return "binary_crossentropy"
-    return keras.losses.CategoricalCrossentropy(from_logits=activation == "logits")
 
 
 def check_sparsity(value: float) -> float:
@@ -66,7 +60,7 @@ def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
     try:
         pruned = tfmot.sparsity.keras.prune_low_magnitude(clone, pruning_schedule=schedule)
     except ValueError as exc:
-        raise PruneError(f"tfmot cannot prune this model: {exc}") from None
+        raise PruneError(f"tfmot cannot prune this model: {exc}") from exc
     pruned.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_for(activation))
     history = pruned.fit(x, targets.astype(np.float32), batch_size=batch_size, epochs=epochs,
                          shuffle=True, verbose=0,

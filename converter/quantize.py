@@ -12,23 +12,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Callable, Iterator
+from typing import Literal, get_args
 
 import numpy as np
 
-from facelens.converter.prune import loss_for
+from facelens.workstation.kerasmodel import loss_for
 from facelens.workstation.tfenv import keras, tf, tfmot
 
 Mode = Literal["float32", "float16", "dynamic", "int8", "uint8", "qat"]
-MODES: tuple[str, ...] = ("float32", "float16", "dynamic", "int8", "uint8", "qat")
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 class QuantizeError(ValueError):
     pass
 
 
-def representative(x: np.ndarray, limit: int = 300) -> callable:
+def representative(x: np.ndarray, limit: int = 300) -> Callable[[], Iterator[list[np.ndarray]]]:
     """The calibration batches the converter measures activation ranges on."""
     def gen() -> Iterator[list[np.ndarray]]:
         for i in range(min(len(x), limit)):
@@ -69,7 +69,7 @@ def to_tflite(model, mode: Mode, calibration: np.ndarray | None = None, *,
     try:
         return conv.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, …
-        raise QuantizeError(f"TFLite conversion ({mode}) failed: {str(exc)[:500]}") from None
+        raise QuantizeError(f"TFLite conversion ({mode}) failed: {str(exc)[:500]}") from exc
 
 
 def quantization_aware(model, x: np.ndarray, targets: np.ndarray, *, activation: str,
@@ -81,7 +81,7 @@ def quantization_aware(model, x: np.ndarray, targets: np.ndarray, *, activation:
         qat = tfmot.quantization.keras.quantize_model(model)
     except (ValueError, RuntimeError) as exc:
         raise QuantizeError(f"tfmot cannot make this model quantisation-aware: "
-                            f"{str(exc)[:300]}") from None
+                            f"{str(exc)[:300]}") from exc
     qat.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_for(activation))
     qat.fit(x, targets.astype(np.float32), batch_size=batch_size, epochs=epochs, verbose=0)
     return qat

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facelens.edge.contract import preprocess, probabilities
+from facelens.edge.contract import preprocess
 from facelens.edge.runtime import TFLiteModel
 
 
@@ -31,4 +31,4 @@ class Classifier:
     def classify(self, face: np.ndarray) -> np.ndarray:
         """Probabilities over `labels` for one BGR face crop."""
         tensor = preprocess(face, self.manifest.input, self.model.quantization)
-        return probabilities(self.model.run(tensor)[0], self.manifest.output.activation)[0]
+        return self.manifest.probabilities(self.model.run(tensor)[0])[0]

@@ -14,20 +14,18 @@ import sys
 from pathlib import Path
 
 from facelens.edge import __version__
-from facelens.edge.config import Config, ConfigError, default_models_dir, load_config
-from facelens.edge.contract import ManifestError
-from facelens.edge.models import FetchError, fetch_stock_models
-from facelens.edge.publish.mqtt import MqttError, probe
-from facelens.edge.runtime import RuntimeMissingError
-from facelens.edge.sources import SourceError
-
-EXIT_CONFIG, EXIT_MODEL, EXIT_SOURCE, EXIT_MQTT = 2, 3, 4, 5
+from facelens.edge.config import Config, default_models_dir, load_config
+from facelens.edge.errors import FaceLensError, report
+from facelens.edge.models import fetch_stock_models
 
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="facelens", description="On-device face authenticity and "
                                  "emotion analysis that publishes events.")
     ap.add_argument("--version", action="version", version=f"facelens {__version__}")
+    ap.add_argument("--debug", action="store_true",
+                    help="on an error, also print its cause chain with tracebacks "
+                         "(or set FACELENS_DEBUG=1)")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, text in (("run", "run the service (events as JSON lines on stdout)"),
                        ("check", "validate config, load models, open the source, report")):
@@ -96,6 +94,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     faces = pipeline.detector.detect(frame.image)
     print(f"source: {source.name} ok, first frame {w}x{h}, {len(faces)} face(s) in it")
     if cfg.mqtt.host:
+        from facelens.edge.publish.mqtt import probe
+
         print(f"mqtt: {probe(cfg.mqtt, cfg.service.device_id)}")
     else:
         print("mqtt: off (no mqtt.host): events go to stdout")
@@ -115,18 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": cmd_run, "check": cmd_check, "models": cmd_models}[args.command]
     try:
         return handler(args)
-    except ConfigError as exc:
-        print(f"facelens: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (ManifestError, FetchError, RuntimeMissingError) as exc:
-        print(f"facelens: model error: {exc}", file=sys.stderr)
-        return EXIT_MODEL
-    except SourceError as exc:
-        print(f"facelens: source error: {exc}", file=sys.stderr)
-        return EXIT_SOURCE
-    except MqttError as exc:
-        print(f"facelens: {exc}", file=sys.stderr)
-        return EXIT_MQTT
+    except FaceLensError as exc:
+        return report("facelens", exc, debug=args.debug)
     except KeyboardInterrupt:
         return 130
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import tomllib
 from pathlib import Path
@@ -24,17 +25,23 @@ from pydantic import (
     model_validator,
 )
 
+from facelens.edge.errors import DEBUG_ENV, FaceLensError
+from facelens.edge.events import DOCUMENTED_HEADS
+
 ENV_PREFIX = "FACELENS_"
 #: Variables with the prefix that are not configuration keys.
-ENV_NOT_KEYS = frozenset({"FACELENS_CONFIG"})
+ENV_NOT_KEYS = frozenset({"FACELENS_CONFIG", DEBUG_ENV})
 #: Keys whose values never appear in messages or logs.
 SECRET_KEYS = frozenset({"password"})
 #: `<key>_file` reads the value of <key> from a file (secrets).
 FILE_SUFFIX = "_file"
 
 
-class ConfigError(ValueError):
+class ConfigError(FaceLensError, ValueError):
     """The configuration is invalid; the message names the key and where it was set."""
+
+    exit_code = 2
+    kind = "configuration error"
 
 
 def default_state_dir() -> Path:
@@ -54,7 +61,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-class SourceConfig(_Section):
+class _Backoff(_Section):
+    """Retry delays that double from `reconnect_min_s` up to `reconnect_max_s`."""
+
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError(f"reconnect_min_s ({self.reconnect_min_s:g}) must not exceed "
+                             f"reconnect_max_s ({self.reconnect_max_s:g})")
+        return self
+
+
+class SourceConfig(_Backoff):
     """Where frames come from. `uri` picks the source kind (see edge.sources.open_source)."""
 
     uri: str = "0"
@@ -69,12 +90,11 @@ class SourceConfig(_Section):
     latest_only: bool | None = None
     #: Start a video file or image folder again when it ends (demos, soak tests).
     loop: bool = False
-    reconnect_min_s: float = Field(default=1.0, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
 
 
 class DetectorConfig(_Section):
-    kind: Literal["blazeface", "haar"] = "blazeface"
+    #: A name in the detectors registry (facelens.edge.detect.DETECTORS).
+    kind: str = "blazeface"
     #: A manifest name in the models directory, or a path to a manifest.
     model: str = "blazeface_full_range"
     min_score: float = Field(default=0.5, gt=0, lt=1)
@@ -87,6 +107,15 @@ class DetectorConfig(_Section):
     #: Crops for the classifiers grow by this fraction of the box on each side.
     crop_margin: float = Field(default=0.2, ge=0, le=1)
 
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from facelens.edge.detect import DETECTORS
+
+        if v not in DETECTORS:
+            raise ValueError(f"unknown detector {v!r} (known: {', '.join(DETECTORS)})")
+        return v
+
     @field_validator("tiles")
     @classmethod
     def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
@@ -95,9 +124,15 @@ class DetectorConfig(_Section):
         return v
 
 
-class EmotionConfig(_Section):
-    #: Manifest name or path; empty disables the stage.
-    model: str | None = "emotion_mini_xception"
+class HeadConfig(_Section):
+    """A classifier head: which model, and the threshold of its positive class (two-label
+    models; others report their most likely label). Its labels, input and output rules come
+    from the model's manifest, whose task must be the head's name."""
+
+    #: Manifest name or path; empty disables the head.
+    model: str | None = None
+    #: Probability of the positive class (e.g. "fake") at and above which it is reported.
+    threshold: float = Field(default=0.5, gt=0, lt=1)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -105,10 +140,14 @@ class EmotionConfig(_Section):
         return None if v in ("", "none", "off") else v
 
 
-class AuthenticityConfig(EmotionConfig):
-    model: str | None = None
-    #: Probability of "fake" at and above which a face is judged fake.
-    threshold: float = Field(default=0.5, gt=0, lt=1)
+class EmotionConfig(HeadConfig):
+    model: str | None = "emotion_mini_xception"
+
+
+class AuthenticityConfig(HeadConfig):
+    pass
+
+
 
 
 class RuntimeConfig(_Section):
@@ -135,7 +174,7 @@ class OutputConfig(_Section):
     stdout: bool = True
 
 
-class MqttConfig(_Section):
+class MqttConfig(_Backoff):
     """The broker and the topics. An empty `host` means no MQTT (events go to stdout only)."""
 
     host: str = ""
@@ -157,7 +196,6 @@ class MqttConfig(_Section):
     #: QoS of events; state, stats and availability use 1 and are retained where stated.
     qos: Literal[0, 1, 2] = 1
     topic_prefix: str = Field(default="facelens", pattern=r"^[^#+]+$")
-    reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
     #: Durable outbox (SQLite). Default: outbox.sqlite3 in the state directory
     #: ($STATE_DIRECTORY under systemd, else ~/.local/share/facelens).
@@ -196,11 +234,27 @@ class Config(_Section):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     emotion: EmotionConfig = Field(default_factory=EmotionConfig)
     authenticity: AuthenticityConfig = Field(default_factory=AuthenticityConfig)
+    #: More classifier heads, [heads.<name>] each (e.g. [heads.age] model = "my_age").
+    heads: dict[str, HeadConfig] = Field(default_factory=dict)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+
+    @field_validator("heads")
+    @classmethod
+    def _head_names(cls, heads: dict[str, HeadConfig]) -> dict[str, HeadConfig]:
+        for name in heads:
+            if name in DOCUMENTED_HEADS:
+                raise ValueError(f"head {name!r} has its own [{name}] section")
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(f"head name {name!r}: use lower-case letters, digits and _")
+        return heads
+
+    def head_configs(self) -> dict[str, HeadConfig]:
+        """Every head by name, the documented two first, in the order events list them."""
+        return {"emotion": self.emotion, "authenticity": self.authenticity, **self.heads}
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -214,10 +268,10 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
         path = Path(path)
         try:
             raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
         for section, values in raw.items():
             if not isinstance(values, dict):
                 raise ConfigError(f"config key {section!r} in {path}: expected a [{section}] "
@@ -244,7 +298,7 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from None
+        raise ConfigError(_describe(exc, origin)) from exc
 
 
 def _is_secret_file_var(var: str) -> bool:
@@ -270,13 +324,16 @@ def _read_secret(data: dict, origin: dict, section: str, key: str, file: Any,
         value = Path(str(file)).read_text().strip()
     except OSError as exc:
         raise ConfigError(f"config key '{field}' {where}: cannot read secret file "
-                          f"{file}: {exc.strerror}") from None
+                          f"{file}: {exc.strerror}") from exc
     data.setdefault(section, {})[base] = value
     origin[(section, base)] = f"from file {file} ({where})"
 
 
 def _split_env(var: str) -> tuple[str, str]:
     rest = var[len(ENV_PREFIX):].lower()
+    if rest.startswith("heads_"):
+        raise ConfigError(f"environment variable {var}: more heads are set in the config "
+                          "file, as [heads.<name>] tables")
     for section in sorted(Config.model_fields, key=len, reverse=True):
         if rest.startswith(section + "_"):
             key = rest[len(section) + 1:]
@@ -301,9 +358,9 @@ def _parse_env_value(section: str, key: str, value: str) -> Any:
             return [p.strip() for p in text.split("x")]
         try:
             return json.loads(text)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
             raise ConfigError(f"environment variable {ENV_PREFIX}{section.upper()}_{key.upper()}"
-                              f": expected a list like [2, 2], got {value!r}") from None
+                              f": expected a list like [2, 2], got {value!r}") from exc
     if type(None) in get_args(annotation) and value.strip() == "":
         return None
     return value
@@ -330,6 +387,8 @@ def _describe(exc: ValidationError, origin: dict[tuple[str, str], str]) -> str:
 def _known_keys(loc: list[str]) -> str:
     if len(loc) == 1:
         return ", ".join(Config.model_fields)
+    if loc[0] == "heads":
+        return ", ".join(HeadConfig.model_fields) if len(loc) >= 3 else ""
     if loc[0] in Config.model_fields:
         return ", ".join(_section_model(loc[0]).model_fields)
     return ""

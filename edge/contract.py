@@ -19,22 +19,28 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from facelens.edge.errors import FaceLensError
+
 MANIFEST_SCHEMA_VERSION = 1
-MANIFEST_SUFFIX = ".json"
 
 #: The FER-2013 classes, in the dataset's own index order (0 = angry … 6 = neutral).
 FER2013_LABELS: tuple[str, ...] = (
     "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
 )
-#: Authenticity labels; a sigmoid model outputs the probability of the last one.
+#: Authenticity labels; `fake` is the positive class (what a sigmoid output gives).
 AUTHENTICITY_LABELS: tuple[str, ...] = ("real", "fake")
+#: The task of a face detector; every other task names a classifier head (emotion,
+#: authenticity, or a user's own, e.g. age or mask).
+DETECTION_TASK = "face_detection"
 
-Task = Literal["face_detection", "emotion", "authenticity"]
 Colour = Literal["gray", "rgb", "bgr"]
 
 
-class ManifestError(ValueError):
+class ManifestError(FaceLensError, ValueError):
     """A manifest, or the model file it describes, is not what it should be."""
+
+    exit_code = 3
+    kind = "model error"
 
 
 class _Strict(BaseModel):
@@ -79,12 +85,52 @@ class AnchorLayer(_Strict):
 
 
 class OutputSpec(_Strict):
-    """What the output tensor holds, so the runner can turn it into probabilities."""
+    """What the output tensor holds, and every rule for reading it: its width, which label is
+    the positive class, how raw outputs become probabilities and labels become targets.
+    The device, the converter and training all ask here, never decide for themselves."""
 
-    #: softmax: probabilities already; sigmoid: one probability of the last label;
+    #: softmax: probabilities already; sigmoid: one probability, of the positive label;
     #: logits: apply softmax. Detectors use "blazeface".
     activation: Literal["softmax", "sigmoid", "logits", "blazeface"] = "softmax"
     anchors: tuple[AnchorLayer, ...] = ()
+    #: The positive class of a two-label model: what a sigmoid output is the probability of
+    #: and what a head's threshold decides on. Default for two labels: the last one.
+    positive: str | None = None
+
+    def width(self, labels: Sequence[str]) -> int:
+        """Values per sample in the output tensor."""
+        return 1 if self.activation == "sigmoid" else len(labels)
+
+    def positive_index(self, labels: Sequence[str]) -> int | None:
+        if self.positive is not None:
+            return list(labels).index(self.positive)
+        return len(labels) - 1 if len(labels) == 2 else None
+
+    def probabilities(self, outputs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """Raw outputs (N×width) as N×len(labels) probabilities.
+
+        sigmoid gives p to the positive label and 1 - p to the other; logits go through
+        softmax; softmax outputs are clipped and renormalised, because an int8 model's
+        rounded probabilities need not sum to 1.
+        """
+        out = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+        if self.activation == "sigmoid":
+            p = np.clip(out[:, 0], 0.0, 1.0)
+            pos = self.positive_index(labels)
+            return np.stack([p, 1.0 - p] if pos == 0 else [1.0 - p, p], axis=1)
+        if self.activation == "logits":
+            e = np.exp(out - out.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        out = np.clip(out, 0.0, None)
+        total = out.sum(axis=1, keepdims=True)
+        return np.where(total > 0, out / np.where(total > 0, total, 1.0), 1.0 / out.shape[1])
+
+    def targets(self, label_indices: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """Training targets for class indices, in this output's own form (N×width)."""
+        idx = np.asarray(label_indices)
+        if self.activation == "sigmoid":
+            return (idx == self.positive_index(labels)).astype(np.float32)[:, None]
+        return np.eye(len(labels), dtype=np.float32)[idx]
 
 
 class Provenance(_Strict):
@@ -100,7 +146,8 @@ class ModelManifest(_Strict):
 
     schema_version: int = MANIFEST_SCHEMA_VERSION
     name: str = Field(min_length=1)
-    task: Task
+    #: face_detection, or the name of the classifier head the model serves.
+    task: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     file: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     labels: tuple[str, ...]
@@ -110,14 +157,42 @@ class ModelManifest(_Strict):
     provenance: Provenance | None = None
 
     def model_post_init(self, __context: object) -> None:
-        if self.task == "face_detection":
-            if self.output.activation != "blazeface" or not self.output.anchors:
+        out = self.output
+        if self.task == DETECTION_TASK:
+            if out.activation != "blazeface" or not out.anchors:
                 raise ValueError("a face_detection manifest needs output.activation 'blazeface' "
                                  "and its output.anchors")
-        elif self.output.activation == "sigmoid" and len(self.labels) != 2:
+            return
+        if out.activation == "blazeface":
+            raise ValueError(f"a {self.task} model cannot have a 'blazeface' output")
+        if out.activation == "sigmoid" and len(self.labels) != 2:
             raise ValueError("a sigmoid output needs exactly 2 labels")
-        elif len(self.labels) < 2:
+        if len(self.labels) < 2:
             raise ValueError(f"a {self.task} model needs at least 2 labels")
+        if out.positive is not None and (out.positive not in self.labels
+                                         or len(self.labels) != 2):
+            raise ValueError(f"output.positive {out.positive!r} must be one of exactly two "
+                             f"labels, got {list(self.labels)}")
+        if self.task == "authenticity" and self.positive_label != "fake":
+            raise ValueError("an authenticity model's positive class must be 'fake' (labels "
+                             f"{list(self.labels)}, positive {self.positive_label!r})")
+
+    # -- the output rules, for this model's labels -------------------------------------------
+    @property
+    def output_width(self) -> int:
+        return self.output.width(self.labels)
+
+    @property
+    def positive_index(self) -> int | None:
+        return self.output.positive_index(self.labels)
+
+    @property
+    def positive_label(self) -> str | None:
+        i = self.positive_index
+        return None if i is None else self.labels[i]
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        return self.output.probabilities(outputs, self.labels)
 
     # -- files ---------------------------------------------------------------------------
     @classmethod
@@ -125,14 +200,14 @@ class ModelManifest(_Strict):
         path = Path(path)
         try:
             data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ManifestError(f"model manifest not found: {path}") from None
+        except FileNotFoundError as exc:
+            raise ManifestError(f"model manifest not found: {path}") from exc
         except (OSError, json.JSONDecodeError) as exc:
-            raise ManifestError(f"model manifest {path} is not readable JSON: {exc}") from None
+            raise ManifestError(f"model manifest {path} is not readable JSON: {exc}") from exc
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ManifestError(f"model manifest {path} is invalid: {_first_error(exc)}") from None
+            raise ManifestError(f"model manifest {path} is invalid: {_first_error(exc)}") from exc
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -253,26 +328,6 @@ def preprocess(images: Sequence[np.ndarray] | np.ndarray, spec: InputSpec,
     the device share; anything that feeds a model goes through it.
     """
     return normalize(to_pixels(images, spec), spec, quant)
-
-
-def probabilities(outputs: np.ndarray, activation: str) -> np.ndarray:
-    """A model's raw outputs (N×K, or N×1 for sigmoid) as N×len(labels) probabilities.
-
-    The one reading of `output.activation`, shared by the device's classifiers, the
-    converter's fidelity report and training's evaluation: sigmoid gives [1 - p, p];
-    logits go through softmax; softmax outputs are clipped and renormalised, because an int8
-    model's rounded probabilities need not sum to 1.
-    """
-    out = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
-    if activation == "sigmoid":
-        p = np.clip(out[:, 0], 0.0, 1.0)
-        return np.stack([1.0 - p, p], axis=1)
-    if activation == "logits":
-        e = np.exp(out - out.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    out = np.clip(out, 0.0, None)
-    total = out.sum(axis=1, keepdims=True)
-    return np.where(total > 0, out / np.where(total > 0, total, 1.0), 1.0 / out.shape[1])
 
 
 def dequantize(values: np.ndarray, details: dict) -> np.ndarray:

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from facelens.edge import __version__
 from facelens.edge.config import Config
-from facelens.edge.events import CameraState, FaceEvent, iso_time
+from facelens.edge.events import CameraState, FaceEvent, ServiceStats, iso_time
 from facelens.edge.notify import SystemdNotifier
-from facelens.edge.pipeline import Pipeline, snapshots
+from facelens.edge.pipeline import Pipeline
+from facelens.edge.publish import build_publishers
 from facelens.edge.publish.base import Publisher
+from facelens.edge.publish.snapshot import snapshots
 from facelens.edge.sources import FrameReader, open_source
 
 log = logging.getLogger(__name__)
@@ -36,23 +38,6 @@ def cpu_temperature() -> float | None:
         return None
 
 
-def build_publishers(cfg: Config, pipeline: Pipeline) -> list[Publisher]:
-    """MQTT first: an event is in the durable outbox before any other output shows it."""
-    from facelens.edge.publish.stdout import StdoutPublisher
-
-    publishers: list[Publisher] = []
-    if cfg.mqtt.host:
-        from facelens.edge.publish.mqtt import MqttPublisher
-
-        labels = pipeline.emotion.labels if pipeline.emotion else ()
-        publishers.append(MqttPublisher(cfg.mqtt, device=cfg.service.device_id,
-                                        camera=cfg.source.name, emotion_labels=labels,
-                                        authenticity=pipeline.authenticity is not None))
-    if cfg.output.stdout:
-        publishers.append(StdoutPublisher())
-    return publishers
-
-
 class Daemon:
     def __init__(self, cfg: Config, publishers: Sequence[Publisher] | None = None,
                  notifier: SystemdNotifier | None = None) -> None:
@@ -63,7 +48,7 @@ class Daemon:
         self.started = time.monotonic()
         self.pipeline = Pipeline(cfg)
         self.publishers = (list(publishers) if publishers is not None
-                           else build_publishers(cfg, self.pipeline))
+                           else build_publishers(cfg, self.pipeline.rules))
         self.reader: FrameReader | None = None
         self._state: CameraState | None = None
 
@@ -152,8 +137,6 @@ class Daemon:
                 pub.publish_state(state)
 
     def _publish_stats(self) -> None:
-        from facelens.edge.publish.mqtt import ServiceStats
-
         frames, latency = self.pipeline.times.take_window()
         reader_stats = self.reader.stats if self.reader else None
         stats = ServiceStats(

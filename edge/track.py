@@ -1,42 +1,48 @@
-"""Face tracks across frames, their smoothed scores, and the events of their lifecycle.
+"""Face tracks across frames, their smoothed head scores, and the events of their lifecycle.
 
 A subscriber wants to hear that someone arrived, when what we believe about them changes,
 and that they left: not 15 messages a second. So a detection must persist for
-`confirm_frames` frames before it becomes a track (`new`), a track reports only when its
-smoothed emotion's top label or its authenticity verdict changes (`update`, at most once per
-`update_interval_s`), and it ends after `lost_after_s` unseen (`end`, with a summary).
+`confirm_frames` frames before it becomes a track (`new`), a track reports only when the
+label one of its heads reports changes (`update`, at most once per `update_interval_s`), and
+it ends after `lost_after_s` unseen (`end`, with a summary).
 Time comes from the frames, not the wall clock, so a video file gives the same events on any
-machine.
+machine. Heads are data (facelens.edge.heads): the tracker smooths each head's
+probabilities and asks the head's rule for the label, whatever the head is.
 """
 
 from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from facelens.edge.config import TrackerConfig
 from facelens.edge.detect.base import Box, Detection, iou_matrix
-from facelens.edge.events import (
-    AuthenticityResult,
-    CameraState,
-    EmotionResult,
-    FaceEvent,
-    TrackSummary,
-    iso_time,
-)
+from facelens.edge.events import CameraState, FaceEvent, HeadResult, TrackSummary, iso_time
+from facelens.edge.heads import HeadRule
 
 
 @dataclass(frozen=True)
 class Observation:
-    """One face in one frame, with what the classifiers said about it (None: stage off)."""
+    """One face in one frame, with the probabilities each head gave it (absent: not run)."""
 
     detection: Detection
-    emotion: np.ndarray | None = None
-    fake_probability: float | None = None
+    scores: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class HeadTrack:
+    """One head's view of one track: smoothed probabilities, their running sum (for the
+    summary), and the label last published."""
+
+    smoothed: np.ndarray
+    total: np.ndarray
+    samples: int = 1
+    published: int | None = None
 
 
 @dataclass
@@ -51,23 +57,16 @@ class Track:
     hits: int = 1
     frames: int = 1
     confirmed: bool = False
-    emotion: np.ndarray | None = None
-    emotion_mass: np.ndarray | None = None
-    fake: float | None = None
+    heads: dict[str, HeadTrack] = field(default_factory=dict)
     seq: int = -1
-    published_emotion: str | None = None
-    published_verdict: str | None = None
     last_event_t: float = field(default=-1e18)
 
 
 class Tracker:
-    def __init__(self, config: TrackerConfig, *, emotion_labels: Sequence[str] | None,
-                 fake_threshold: float, device: str, camera: str,
-                 authenticity_enabled: bool = False) -> None:
+    def __init__(self, config: TrackerConfig, *, heads: Sequence[HeadRule], device: str,
+                 camera: str) -> None:
         self.cfg = config
-        self.authenticity_enabled = authenticity_enabled
-        self.labels = tuple(emotion_labels) if emotion_labels else None
-        self.fake_threshold = fake_threshold
+        self.rules = {h.name: h for h in heads}
         self.device, self.camera = device, camera
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
@@ -106,13 +105,19 @@ class Tracker:
         return events
 
     def state(self, wall: float) -> CameraState:
-        """The camera's present: confirmed faces, their most common emotion, any fake."""
+        """The camera's present: confirmed faces, per head the most common label among them
+        (ties broken by name, so the state does not flicker), and whether any is fake."""
         present = [tr for tr in self.tracks if tr.confirmed]
-        tops = [top for tr in present if (top := self._top(tr)) is not None]
-        dominant = max(sorted(set(tops)), key=tops.count) if tops else None
-        return CameraState(self.device, self.camera, len(present), dominant,
-                           any(self._verdict(tr) == "fake" for tr in present),
-                           self.authenticity_enabled, iso_time(wall))
+        common: dict[str, str | None] = {}
+        for name in self.rules:
+            counts = Counter(label for tr in present
+                             if (label := self._label(tr, name)) is not None)
+            common[name] = min(counts, key=lambda k: (-counts[k], k)) if counts else None
+        fake = any(self._label(tr, "authenticity") == "fake" for tr in present)
+        emotion = common.pop("emotion", None)
+        common.pop("authenticity", None)  # its state is `fake_present`
+        return CameraState(self.device, self.camera, len(present), emotion, fake,
+                           "authenticity" in self.rules, iso_time(wall), heads=common)
 
     def finish(self, t: float, wall: float) -> list[FaceEvent]:
         """End every confirmed track (shutdown, end of a video)."""
@@ -159,13 +164,15 @@ class Tracker:
             track.hits += 1
             track.frames += 1
         track.last_t, track.last_wall = t, wall
-        if obs.emotion is not None:
-            e = np.asarray(obs.emotion, np.float64)
-            track.emotion = e if track.emotion is None else (1 - a) * track.emotion + a * e
-            track.emotion_mass = (e if track.emotion_mass is None else track.emotion_mass + e)
-        if obs.fake_probability is not None:
-            p = obs.fake_probability
-            track.fake = p if track.fake is None else (1 - a) * track.fake + a * p
+        for name, probs in obs.scores.items():
+            p = np.asarray(probs, np.float64)
+            ht = track.heads.get(name)
+            if ht is None:
+                track.heads[name] = HeadTrack(p, p.copy())
+            else:
+                ht.smoothed = (1 - a) * ht.smoothed + a * p
+                ht.total = ht.total + p
+                ht.samples += 1
 
     def _after_hit(self, track: Track, t: float, wall: float) -> list[FaceEvent]:
         if not track.confirmed:
@@ -173,47 +180,37 @@ class Tracker:
                 return []
             track.confirmed = True
             return [self._event("new", track, t, wall)]
-        changed = (self._top(track) != track.published_emotion
-                   or self._verdict(track) != track.published_verdict)
+        changed = any(self._decide(name, ht) != ht.published
+                      for name, ht in track.heads.items())
         if changed and t - track.last_event_t >= self.cfg.update_interval_s:
             return [self._event("update", track, t, wall)]
         return []
 
-    def _top(self, track: Track) -> str | None:
-        if track.emotion is None or self.labels is None:
-            return None
-        return self.labels[int(np.argmax(track.emotion))]
+    def _decide(self, name: str, ht: HeadTrack) -> int:
+        return self.rules[name].decide(ht.smoothed)
 
-    def _verdict(self, track: Track) -> str | None:
-        if track.fake is None:
-            return None
-        return "fake" if track.fake >= self.fake_threshold else "real"
+    def _label(self, track: Track, name: str) -> str | None:
+        ht = track.heads.get(name)
+        return None if ht is None else self.rules[name].labels[self._decide(name, ht)]
 
     def _event(self, kind: str, track: Track, t: float, wall: float) -> FaceEvent:
         track.seq += 1
         track.last_event_t = t
-        track.published_emotion = self._top(track)
-        track.published_verdict = self._verdict(track)
-        emotion = auth = summary = None
-        if track.emotion is not None and self.labels is not None:
-            k = int(np.argmax(track.emotion))
-            emotion = EmotionResult(self.labels[k], round(float(track.emotion[k]), 4),
-                                    {lab: round(float(p), 4)
-                                     for lab, p in zip(self.labels, track.emotion, strict=True)})
-        if track.fake is not None:
-            verdict = self._verdict(track)
-            score = track.fake if verdict == "fake" else 1 - track.fake
-            auth = AuthenticityResult(verdict or "real", round(float(score), 4),
-                                      round(float(track.fake), 4))
+        results: dict[str, HeadResult] = {}
+        summary_labels: dict[str, str] = {}
+        for name, ht in track.heads.items():
+            rule = self.rules[name]
+            k = ht.published = self._decide(name, ht)
+            results[name] = HeadResult.from_probabilities(rule.labels, k, ht.smoothed)
+            summary_labels[name] = rule.labels[rule.decide(ht.total / ht.samples)]
+        summary = None
         if kind == "end":
-            dominant = None
-            if track.emotion_mass is not None and self.labels is not None:
-                dominant = self.labels[int(np.argmax(track.emotion_mass))]
-            summary = TrackSummary(round(track.last_t - track.first_t, 3), track.frames,
-                                   dominant, self._verdict(track))
+            summary = TrackSummary.from_heads(round(track.last_t - track.first_t, 3),
+                                              track.frames, summary_labels)
         x1, y1, x2, y2 = (round(v) for v in track.box)
-        return FaceEvent(
-            type=kind,  # type: ignore[arg-type]
+        return FaceEvent.from_heads(
+            results,
+            type=kind,
             event_id=uuid.uuid4().hex,
             track_id=track.track_id,
             seq=track.seq,
@@ -225,7 +222,5 @@ class Tracker:
             box=(x1, y1, x2, y2),
             frame_size=self._frame_size,
             detection_score=round(track.score, 4),
-            emotion=emotion,
-            authenticity=auth,
             summary=summary,
         )

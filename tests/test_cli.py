@@ -112,3 +112,28 @@ def test_sigterm_ends_tracks_and_speaks_sd_notify(astronaut_clip, cli_env, tmp_p
     news = {e["track_id"] for e in events if e["type"] == "new"}
     ends = {e["track_id"] for e in events if e["type"] == "end"}
     assert news and news == ends
+
+
+def test_unusable_outbox_exits_2_naming_the_key(astronaut_clip, tmp_path, cli_env):
+    (tmp_path / "a-file").write_text("")
+    env = {**cli_env, "FACELENS_MQTT_HOST": "127.0.0.1",
+           "FACELENS_MQTT_OUTBOX_PATH": str(tmp_path / "a-file" / "outbox.sqlite3")}
+    out = facelens("run", "--source", str(astronaut_clip.path), env=env)
+    assert out.returncode == 2
+    lines = [x for x in out.stderr.splitlines() if x.startswith("facelens:")]
+    assert lines == [x for x in out.stderr.splitlines() if "Error" in x or "facelens:" in x]
+    assert len(lines) == 1 and "configuration error: mqtt.outbox_path = " in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_debug_prints_the_cause_chain_and_still_the_one_line(tmp_path, cli_env):
+    env = {**cli_env, "FACELENS_RUNTIME_MODELS_DIR": str(tmp_path)}
+    quiet = facelens("check", env=env)
+    assert quiet.returncode == 3 and "Traceback" not in quiet.stderr
+    loud = facelens("--debug", "check", env=env)
+    also = facelens("check", env={**env, "FACELENS_DEBUG": "1"})
+    for out in (loud, also):
+        assert out.returncode == 3
+        assert "Traceback" in out.stderr
+        assert "The above exception was the direct cause" in out.stderr  # raise … from exc
+        assert out.stderr.rstrip().splitlines()[-1].startswith("facelens: model error: ")

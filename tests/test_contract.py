@@ -126,12 +126,20 @@ def test_missing_manifest_names_the_path(tmp_path):
 
 
 def test_probabilities_read_the_manifest_activation():
-    from facelens.edge.contract import probabilities
+    from facelens.edge.contract import OutputSpec
 
-    assert probabilities(np.array([[0.8]]), "sigmoid").tolist() == [pytest.approx([0.2, 0.8])]
-    logits = probabilities(np.array([[0.0, np.log(3.0)]]), "logits")
+    two, three = ("real", "fake"), ("a", "b", "c")
+    sigmoid = OutputSpec(activation="sigmoid")
+    assert sigmoid.probabilities(np.array([[0.8]]), two).tolist() == [
+        pytest.approx([0.2, 0.8])]
+    # The manifest says which label a sigmoid output is the probability of.
+    first = OutputSpec(activation="sigmoid", positive="real")
+    assert first.probabilities(np.array([[0.8]]), two).tolist() == [pytest.approx([0.8, 0.2])]
+    assert first.targets(np.array([0, 1]), two).tolist() == [[1.0], [0.0]]
+    assert (sigmoid.width(two), OutputSpec().width(three)) == (1, 3)
+    logits = OutputSpec(activation="logits").probabilities(np.array([[0.0, np.log(3.0)]]), two)
     assert logits.tolist() == [pytest.approx([0.25, 0.75])]
     # int8 softmax outputs that do not quite sum to 1 (or dip below 0) are renormalised.
-    soft = probabilities(np.array([[0.5, 0.46, -0.004], [0.0, 0.0, 0.0]]), "softmax")
+    soft = OutputSpec().probabilities(np.array([[0.5, 0.46, -0.004], [0.0, 0.0, 0.0]]), three)
     assert soft[0].sum() == pytest.approx(1.0) and soft[0].min() >= 0
     assert soft[1].tolist() == pytest.approx([1 / 3] * 3)

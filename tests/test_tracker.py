@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 
 from facelens.edge.config import TrackerConfig
-from facelens.edge.contract import FER2013_LABELS
+from facelens.edge.contract import AUTHENTICITY_LABELS, FER2013_LABELS
 from facelens.edge.detect.base import Detection
+from facelens.edge.heads import HeadRule
 from facelens.edge.track import Observation, Tracker
+
+HEADS = (HeadRule("emotion", FER2013_LABELS),
+         HeadRule("authenticity", AUTHENTICITY_LABELS, positive=1, threshold=0.5))
 
 HAPPY = np.eye(7)[3] * 0.9 + 0.1 / 7
 NEUTRAL = np.eye(7)[6] * 0.9 + 0.1 / 7
@@ -17,12 +21,14 @@ NEUTRAL = np.eye(7)[6] * 0.9 + 0.1 / 7
 def make_tracker(**cfg) -> Tracker:
     base = {"confirm_frames": 3, "lost_after_s": 1.0, "update_interval_s": 1.0,
             "emotion_alpha": 0.5, "iou": 0.3}
-    return Tracker(TrackerConfig(**{**base, **cfg}), emotion_labels=FER2013_LABELS,
-                   fake_threshold=0.5, device="dev", camera="cam")
+    return Tracker(TrackerConfig(**{**base, **cfg}), heads=HEADS, device="dev", camera="cam")
 
 
 def face(x: float, y: float = 100, size: float = 60, emotion=HAPPY, fake=None) -> Observation:
-    return Observation(Detection((x, y, x + size, y + size), 0.9), emotion, fake)
+    scores = {} if emotion is None else {"emotion": emotion}
+    if fake is not None:
+        scores["authenticity"] = np.array([1 - fake, fake])
+    return Observation(Detection((x, y, x + size, y + size), 0.9), scores)
 
 
 def run(tracker: Tracker, frames: list[list[Observation]], fps: float = 10.0):
@@ -115,7 +121,6 @@ def test_finish_ends_every_confirmed_track():
 
 
 def test_without_an_emotion_model_emotion_is_null():
-    tr = Tracker(TrackerConfig(confirm_frames=1), emotion_labels=None, fake_threshold=0.5,
-                 device="d", camera="c")
+    tr = Tracker(TrackerConfig(confirm_frames=1), heads=(), device="d", camera="c")
     events = tr.update([face(10, emotion=None)], 0.0, 0.0, (640, 480))
     assert events[0].emotion is None and events[0].to_dict()["emotion"] is None

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("facelens.workstation.tfenv")
 
 from facelens.converter.convert import ConvertOptions, convert
-from facelens.edge.contract import ModelManifest, sha256_file
+from facelens.edge.contract import FER2013_LABELS, ModelManifest, OutputSpec, sha256_file
 from facelens.training.archs import edge as edge_arch
 from facelens.training.train import TrainOptions, train
 from facelens.workstation.kerasmodel import load_keras
@@ -51,7 +51,7 @@ def test_emotion_from_the_fer2013_csv_learns_and_reports(tmp_path):
 
 
 def test_edge_architecture_on_the_folder_layout(tmp_path):
-    model = edge_arch((48, 48, 1), 7)
+    model = edge_arch((48, 48, 1), OutputSpec(), FER2013_LABELS)
     assert model.count_params() < 200_000
     data = td.fer_folder(tmp_path / "fer", per_class=40)
     m = train(data, tmp_path / "run", TrainOptions(arch="edge", epochs=20, patience=6,

@@ -7,17 +7,17 @@ Add, global average pooling, a dense softmax/sigmoid) and stays under 200 k para
 
 from __future__ import annotations
 
+from facelens.edge.contract import OutputSpec
 from facelens.workstation.tfenv import keras
 
 
-def head(x, classes: int):
-    """Softmax over the classes, or one sigmoid unit (probability of the last label)."""
-    if classes == 2:
-        return keras.layers.Dense(1, activation="sigmoid", name="fake_probability")(x)
-    return keras.layers.Dense(classes, activation="softmax", name="probabilities")(x)
+def head(x, output: OutputSpec, labels: tuple[str, ...]):
+    """The output layer the manifest's output spec describes: its width and activation."""
+    return keras.layers.Dense(output.width(labels), activation=output.activation,
+                              name="probabilities")(x)
 
 
-def paper(input_shape: tuple[int, int, int], classes: int):
+def paper(input_shape: tuple[int, int, int], output: OutputSpec, labels: tuple[str, ...]):
     """The baseline recipe: convolution, max-pooling, dropout and dense layers."""
     inp = keras.Input(input_shape)
     x = inp
@@ -29,7 +29,7 @@ def paper(input_shape: tuple[int, int, int], classes: int):
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(256, activation="relu")(x)
     x = keras.layers.Dropout(0.5)(x)
-    return keras.Model(inp, head(x, classes), name="paper_cnn")
+    return keras.Model(inp, head(x, output, labels), name="paper_cnn")
 
 
 # BatchNormalization(momentum=0.9): inference uses the moving statistics, and at the default
@@ -48,7 +48,8 @@ def _block(x, filters: int):
     return keras.layers.ReLU()(keras.layers.Add()([x, residual]))
 
 
-def edge(input_shape: tuple[int, int, int], classes: int, width: int = 32):
+def edge(input_shape: tuple[int, int, int], output: OutputSpec, labels: tuple[str, ...],
+         width: int = 32):
     """Depthwise-separable residual blocks with batch norm and global pooling."""
     inp = keras.Input(input_shape)
     x = keras.layers.Conv2D(width // 2, 3, padding="same", use_bias=False)(inp)
@@ -58,7 +59,7 @@ def edge(input_shape: tuple[int, int, int], classes: int, width: int = 32):
         x = _block(x, filters)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(0.3)(x)
-    return keras.Model(inp, head(x, classes), name="edge_cnn")
+    return keras.Model(inp, head(x, output, labels), name="edge_cnn")
 
 
 ARCHS = {"paper": paper, "edge": edge}

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from facelens.edge.contract import ManifestError
+from facelens.edge.errors import show_cause
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
         if task == "authenticity":
             p.add_argument("--self-blend", action="store_true",
                            help="make the fakes from real faces (Shiohara & Yamasaki 2022)")
+    ap.add_argument("--debug", action="store_true",
+                    help="on an error, also print its cause chain with tracebacks "
+                         "(or set FACELENS_DEBUG=1)")
     return ap
 
 
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metrics = train(args.data, args.out, opts)
     except (DatasetError, ModelLoadError, ManifestError, ValueError) as exc:
+        show_cause(exc, args.debug)
         print(f"facelens-train: {exc}", file=sys.stderr)
         return 2
     final = metrics[metrics["evaluated_on"]]

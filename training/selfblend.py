@@ -19,7 +19,6 @@ import numpy as np
 class BlendParams:
     max_shift: float = 0.03  # of the face size
     max_scale: float = 0.05
-    blur_sigma: tuple[float, float] = (0.5, 3.0)  # softness of the mask edge, in pixels×size/64
     ratio: tuple[float, float] = (0.25, 1.0)  # how much of the copy shows inside the mask
 
 
@@ -55,7 +54,7 @@ def face_mask(shape: tuple[int, int], rng: np.random.Generator,
 def _transformed_copy(face: np.ndarray, rng: np.random.Generator, p: BlendParams) -> np.ndarray:
     """The 'source' face: the same face, re-coloured, re-sharpened and slightly moved."""
     h, w = face.shape[:2]
-    src = face.astype(np.float32)
+    src: np.ndarray = face.astype(np.float32)
     src = src * rng.uniform(0.85, 1.15) + rng.uniform(-18, 18)  # contrast, brightness
     if src.ndim == 3:
         src += rng.uniform(-12, 12, size=(1, 1, src.shape[2]))  # colour shift per channel
@@ -65,7 +64,7 @@ def _transformed_copy(face: np.ndarray, rng: np.random.Generator, p: BlendParams
         blurred = cv2.GaussianBlur(src, (0, 0), 1.0)
         src = cv2.addWeighted(src, 1.6, blurred, -0.6, 0)  # sharpen
     scale = 1 + rng.uniform(-p.max_scale, p.max_scale)
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), 0, scale)
+    m = np.asarray(cv2.getRotationMatrix2D((w / 2, h / 2), 0, scale), np.float64)
     m[:, 2] += rng.uniform(-p.max_shift, p.max_shift, 2) * (w, h)
     src = cv2.warpAffine(src, m, (w, h), borderMode=cv2.BORDER_REFLECT)
     return np.clip(src, 0, 255)

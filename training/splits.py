@@ -42,14 +42,14 @@ def emotion_splits(path: str | Path, seed: int = 0, val_fraction: float = 0.1
             if len(idx):
                 out[name] = every.subset(idx)
         if "val" not in out:
-            keep, val = stratified_split(out["train"].labels, val_fraction, seed)
+            keep, val = stratified_split(out["train"].y, val_fraction, seed)
             out["train"], out["val"] = out["train"].subset(keep), out["train"].subset(val)
         return out
     if not (path / "train").is_dir():
         raise DatasetError(f"{path}: expected fer2013.csv or a folder with train/<class>/ "
                            f"(and test/<class>/), classes {', '.join(FER2013_LABELS)}")
     train = read_image_folder(path / "train", FER2013_LABELS)
-    keep, val = stratified_split(train.labels, val_fraction, seed)
+    keep, val = stratified_split(train.y, val_fraction, seed)
     out = {"train": train.subset(keep), "val": train.subset(val)}
     if (path / "test").is_dir():
         out["test"] = read_image_folder(path / "test", FER2013_LABELS)
@@ -60,10 +60,10 @@ def authenticity_splits(path: str | Path, seed: int = 0, test_fraction: float = 
                         ) -> dict[str, FaceSet]:
     """real/ and fake/ folders, split 80/20 per class; the 20 % is validation and test."""
     faces = read_image_folder(path, AUTHENTICITY_LABELS)
-    counts = np.bincount(faces.labels, minlength=2)
+    counts = np.bincount(faces.y, minlength=2)
     if counts.min() == 0:
         missing = AUTHENTICITY_LABELS[int(np.argmin(counts))]
         raise DatasetError(f"{path}: no images in {missing}/ (use --self-blend to make fakes "
                            "from real faces)")
-    keep, held = stratified_split(faces.labels, test_fraction, seed)
+    keep, held = stratified_split(faces.y, test_fraction, seed)
     return {"train": faces.subset(keep), "val": faces.subset(held)}

@@ -11,20 +11,21 @@ import logging
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from facelens.edge.contract import (
     AUTHENTICITY_LABELS,
     FER2013_LABELS,
+    Colour,
     InputSpec,
     ModelManifest,
     OutputSpec,
     Provenance,
     preprocess,
-    probabilities,
     sha256_file,
 )
 from facelens.training import report
@@ -32,7 +33,7 @@ from facelens.training.archs import ARCHS
 from facelens.training.selfblend import self_blended_set
 from facelens.training.splits import authenticity_splits, emotion_splits, stratified_split
 from facelens.workstation.datasets import DatasetError, FaceSet, read_faces, read_image_folder
-from facelens.workstation.kerasmodel import find_manifest, load_keras
+from facelens.workstation.kerasmodel import find_manifest, load_keras, loss_for
 from facelens.workstation.metrics import classification_metrics
 from facelens.workstation.tfenv import keras, tf
 
@@ -49,7 +50,7 @@ class TrainOptions:
     patience: int = 10
     seed: int = 0
     size: int = 48
-    colour: str = "gray"
+    colour: Colour = "gray"
     range: tuple[float, float] = (0.0, 1.0)
     augment: bool = True
     class_weights: bool = True
@@ -60,7 +61,6 @@ class TrainOptions:
     #: … training only its last N layers (None: all), on at most `shots` images per class.
     trainable_layers: int | None = None
     shots: int | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def classes_for(task: str) -> tuple[str, ...]:
@@ -92,8 +92,8 @@ def load_splits(data: Path, opts: TrainOptions) -> dict[str, FaceSet]:
 def few_shot(faces: FaceSet, shots: int, seed: int) -> FaceSet:
     rng = np.random.default_rng(seed)
     idx = []
-    for k in np.unique(faces.labels):
-        members = np.flatnonzero(faces.labels == k)
+    for k in np.unique(faces.y):
+        members = np.flatnonzero(faces.y == k)
         idx += list(rng.choice(members, min(shots, len(members)), replace=False))
     return faces.subset(sorted(idx))
 
@@ -102,24 +102,31 @@ def contract(opts: TrainOptions) -> tuple[InputSpec, ModelManifest | None]:
     if opts.init is not None:
         base = find_manifest(opts.init, opts.init_manifest)
         return base.input, base
-    channels = 1 if opts.colour == "gray" else 3
+    channels: Literal[1, 3] = 1 if opts.colour == "gray" else 3
     return InputSpec(height=opts.size, width=opts.size, channels=channels, colour=opts.colour,
                      range=opts.range), None
 
 
-def build_model(opts: TrainOptions, spec: InputSpec, classes: tuple[str, ...]):
+def output_for(classes: tuple[str, ...]) -> OutputSpec:
+    """Two classes: one sigmoid unit for the positive (last) one, e.g. `fake`; more: softmax."""
+    if len(classes) == 2:
+        return OutputSpec(activation="sigmoid", positive=classes[-1])
+    return OutputSpec(activation="softmax")
+
+
+def build_model(opts: TrainOptions, spec: InputSpec, output: OutputSpec,
+                classes: tuple[str, ...]):
     shape = (spec.height, spec.width, spec.channels)
     if opts.init is None:
         if opts.arch not in ARCHS:
             raise ValueError(f"unknown --arch {opts.arch!r}: {', '.join(ARCHS)}")
-        return ARCHS[opts.arch](shape, len(classes))
+        return ARCHS[opts.arch](shape, output, classes)
     model = load_keras(opts.init)
-    want = 1 if len(classes) == 2 else len(classes)
-    if model.output_shape[-1] != want:
+    if model.output_shape[-1] != output.width(classes):
         # A new head for a new set of classes, on the features the old model learnt.
         from facelens.training.archs import head
 
-        model = keras.Model(model.input, head(model.layers[-2].output, len(classes)))
+        model = keras.Model(model.input, head(model.layers[-2].output, output, classes))
     if opts.trainable_layers is not None:
         for layer in model.layers[:-opts.trainable_layers]:
             layer.trainable = False
@@ -169,14 +176,12 @@ def train(data: str | Path, out_dir: str | Path, opts: TrainOptions) -> dict:
     if opts.shots:
         splits["train"] = few_shot(splits["train"], opts.shots, opts.seed)
     spec, base = contract(opts)
-    model = build_model(opts, spec, classes)
-    binary = len(classes) == 2
+    output = output_for(classes)
+    model = build_model(opts, spec, output, classes)
     xs = {name: preprocess(s.images, spec) for name, s in splits.items()}
-    ys = {name: s.labels.astype(np.float32 if binary else np.int64) for name, s in
-          splits.items()}
+    ys = {name: output.targets(s.y, classes) for name, s in splits.items()}
     model.compile(optimizer=keras.optimizers.Adam(opts.learning_rate),
-                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  loss=loss_for(output.activation), metrics=["accuracy"])
 
     backup = out / "backup"
     resumed = backup.exists()
@@ -191,7 +196,7 @@ def train(data: str | Path, out_dir: str | Path, opts: TrainOptions) -> dict:
                                         save_best_only=True),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
     ]
-    weights = (balanced_weights(splits["train"].labels, len(classes))
+    weights = (balanced_weights(splits["train"].y, len(classes))
                if opts.class_weights else None)
     t0 = time.time()
     model.fit(dataset(xs["train"], ys["train"], opts, training=True),
@@ -202,12 +207,12 @@ def train(data: str | Path, out_dir: str | Path, opts: TrainOptions) -> dict:
     model_path = out / "model.keras"
     model.save(model_path)
     history = _read_history(history_csv)
-    evaluation = {}
+    evaluation: dict[str, dict] = {}
     for name in ("val", "test"):
         if name in splits:
-            probs = probabilities(model.predict(xs[name], verbose=0, batch_size=256),
-                                  "sigmoid" if binary else "softmax")
-            evaluation[name] = classification_metrics(splits[name].labels, probs, classes)
+            probs = output.probabilities(model.predict(xs[name], verbose=0, batch_size=256),
+                                         classes)
+            evaluation[name] = classification_metrics(splits[name].y, probs, classes)
     final = "test" if "test" in evaluation else "val"
     report.plot_curves(history, out / "curves.png")
     report.plot_confusion(evaluation[final]["confusion_matrix"], classes,
@@ -215,7 +220,7 @@ def train(data: str | Path, out_dir: str | Path, opts: TrainOptions) -> dict:
     manifest = ModelManifest(
         name=f"{opts.task}_{opts.arch if base is None else 'finetuned'}", task=opts.task,
         file=model_path.name, sha256=sha256_file(model_path), labels=classes, input=spec,
-        output=OutputSpec(activation="sigmoid" if binary else "softmax"),
+        output=output,
         licence=base.licence if base else "",
         provenance=Provenance(source=f"facelens-train {opts.task}", path=str(data),
                               notes=f"arch {opts.arch}, seed {opts.seed}"

@@ -18,7 +18,6 @@ from facelens.edge.contract import FER2013_LABELS
 from facelens.edge.sources.images import IMAGE_SUFFIXES
 
 FER_SIDE = 48
-FER_USAGES = ("Training", "PublicTest", "PrivateTest")
 
 
 class DatasetError(ValueError):
@@ -36,6 +35,14 @@ class FaceSet:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @property
+    def y(self) -> np.ndarray:
+        """The labels of a set that must have them (training, evaluation)."""
+        if self.labels is None:
+            raise DatasetError(f"{len(self)} images without labels where labels are needed "
+                               f"(classes {', '.join(self.classes)})")
+        return self.labels
 
     def subset(self, index: Sequence[int] | np.ndarray) -> FaceSet:
         idx = [int(i) for i in index]
@@ -64,16 +71,16 @@ def read_fer2013_csv(path: str | Path, usage: str | Sequence[str] | None = None)
                 continue
             try:
                 emotion = int(row["emotion"])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError) as exc:
                 raise DatasetError(f"{path} line {line}: emotion {row['emotion']!r} is not an "
-                                   "integer 0-6") from None
+                                   "integer 0-6") from exc
             if not 0 <= emotion < len(FER2013_LABELS):
                 raise DatasetError(f"{path} line {line}: emotion {emotion} is outside 0-6")
             try:
                 px = np.array((row["pixels"] or "").split(), dtype=np.int32)
-            except ValueError:
+            except ValueError as exc:
                 raise DatasetError(f"{path} line {line}: pixels must be integers "
-                                   "separated by spaces") from None
+                                   "separated by spaces") from exc
             if px.size != FER_SIDE * FER_SIDE:
                 raise DatasetError(f"{path} line {line}: {px.size} pixels, expected "
                                    f"{FER_SIDE * FER_SIDE} (48×48)")
@@ -136,7 +143,7 @@ def read_npy(path: str | Path) -> FaceSet:
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise DatasetError(f"cannot read {path}: {exc}") from None
+        raise DatasetError(f"cannot read {path}: {exc}") from exc
     if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[3] not in (1, 3)):
         raise DatasetError(f"{path}: expected N×H×W or N×H×W×(1|3) images, got shape "
                            f"{arr.shape}")

@@ -28,7 +28,7 @@ def load_keras(path: str | Path):
         model = keras.models.load_model(str(path), compile=False)
     except Exception as exc:  # Keras raises OSError, ValueError, KeyError… for bad files
         raise ModelLoadError(f"cannot load Keras model {path}: {type(exc).__name__}: "
-                             f"{str(exc)[:300]}") from None
+                             f"{str(exc)[:300]}") from exc
     if not isinstance(model, keras.Model):
         raise ModelLoadError(f"{path} holds a SavedModel without a Keras model; export it "
                              "with model.save() from Keras")
@@ -50,6 +50,14 @@ def find_manifest(model_path: str | Path, explicit: str | Path | None = None) ->
                         "converter feeds the model exactly as it was trained")
 
 
+def loss_for(activation: str):
+    """Cross-entropy against the targets `OutputSpec.targets` makes (one-hot labels, a
+    positive-class column for sigmoid) or soft teacher targets, per output kind."""
+    if activation == "sigmoid":
+        return "binary_crossentropy"
+    return keras.losses.CategoricalCrossentropy(from_logits=activation == "logits")
+
+
 def check_model_fits(model, manifest: ModelManifest, model_path: str | Path) -> None:
     spec = manifest.input
     shape = tuple(model.input_shape[1:])
@@ -57,7 +65,7 @@ def check_model_fits(model, manifest: ModelManifest, model_path: str | Path) -> 
         raise ManifestError(f"{model_path} takes input {shape}, but manifest {manifest.name!r} "
                             f"says {(spec.height, spec.width, spec.channels)}")
     out = model.output_shape[-1]
-    want = 1 if manifest.output.activation == "sigmoid" else len(manifest.labels)
+    want = manifest.output_width
     if out != want:
         raise ManifestError(f"{model_path} has {out} outputs, but manifest {manifest.name!r} "
                             f"needs {want}")

@@ -1,5 +1,22 @@
-"""Face detectors: BlazeFace (TFLite, with tiling) and OpenCV's Haar cascade as the fallback."""
+"""Face detectors, by the name `detector.kind` gives them.
 
-from facelens.edge.detect.base import Box, Detection, Detector, crop, crop_box, iou
+To add one: a module here with a class that has `name`, `backend`, `last_latency_ms` and
+`detect(image) -> list[Detection]` (detect/base.py), and a `build(cfg) -> Detector` function;
+then one line below. Its settings go in the [detector] section.
+"""
 
-__all__ = ["Box", "Detection", "Detector", "crop", "crop_box", "iou"]
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from facelens.edge.detect import blazeface, haar
+from facelens.edge.detect.base import Detector
+
+if TYPE_CHECKING:
+    from facelens.edge.config import Config
+
+DETECTORS: dict[str, Callable[[Config], Detector]] = {
+    "blazeface": blazeface.build,
+    "haar": haar.build,
+}

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from facelens.edge.contract import convert_colour, normalize
+from facelens.edge.contract import DETECTION_TASK, ManifestError, convert_colour, normalize
 from facelens.edge.detect.base import Detection, iou_matrix
+from facelens.edge.models import open_configured
 from facelens.edge.runtime import TFLiteModel
+
+if TYPE_CHECKING:
+    from facelens.edge.config import Config
 
 NUM_KEYPOINTS = 6
 
@@ -185,7 +190,19 @@ class BlazeFaceDetector:
             box = np.clip(box, 0, [w, h, w, h])
             if min(box[2] - box[0], box[3] - box[1]) < self.min_face_px:
                 continue
-            faces.append(Detection(box=tuple(float(v) for v in box), score=score,
+            x1, y1, x2, y2 = (float(v) for v in box)
+            faces.append(Detection(box=(x1, y1, x2, y2), score=score,
                                    keypoints=tuple((float(x), float(y)) for x, y in kp)))
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
         return faces
+
+
+def build(cfg: Config) -> BlazeFaceDetector:
+    """The registry's builder: the [detector] section's model, thresholds and tiles."""
+    d = cfg.detector
+    model = open_configured("detector.model", d.model, cfg.runtime)
+    if model.manifest.task != DETECTION_TASK:
+        raise ManifestError(f"detector.model = {d.model!r} is a {model.manifest.task} model, "
+                            "not a face detector")
+    return BlazeFaceDetector(model, min_score=d.min_score, nms_iou=d.nms_iou, tiles=d.tiles,
+                             tile_overlap=d.tile_overlap, min_face_px=d.min_face_px)

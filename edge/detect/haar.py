@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from facelens.edge.detect.base import Detection
+
+if TYPE_CHECKING:
+    from facelens.edge.config import Config
 
 CASCADE = "haarcascade_frontalface_default.xml"
 
@@ -22,7 +26,7 @@ class HaarDetector:
     backend = f"opencv {cv2.__version__} / cpu"
 
     def __init__(self, *, min_face_px: int = 24) -> None:
-        path = Path(cv2.data.haarcascades) / CASCADE
+        path = Path(cv2.data.haarcascades) / CASCADE  # type: ignore[attr-defined]
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise FileNotFoundError(f"Haar cascade not found or unreadable: {path} "
@@ -38,3 +42,8 @@ class HaarDetector:
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
         return [Detection(box=(float(x), float(y), float(x + w), float(y + h)), score=1.0)
                 for x, y, w, h in rects]
+
+
+def build(cfg: Config) -> HaarDetector:
+    """The registry's builder: needs no model file, only the smallest face size."""
+    return HaarDetector(min_face_px=cfg.detector.min_face_px)

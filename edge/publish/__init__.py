@@ -1,6 +1,26 @@
-"""Event outputs, one module each: stdout (JSON lines) and MQTT (outbox, discovery)."""
+"""Outputs, by name: every event, state change, stats report and snapshot goes to each.
 
+To add one: a module here with a `Publisher` subclass (publish/base.py) and a
+`build(cfg, heads) -> Publisher | None` that returns None when its config section leaves it
+off; then one line below, and its config section. Order matters: MQTT first, so that an event
+is in the durable outbox before any other output shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from facelens.edge.config import Config
+from facelens.edge.heads import HeadRule
+from facelens.edge.publish import mqtt, stdout
 from facelens.edge.publish.base import Publisher
-from facelens.edge.publish.stdout import StdoutPublisher
 
-__all__ = ["Publisher", "StdoutPublisher"]
+PUBLISHERS: dict[str, Callable[[Config, Sequence[HeadRule]], Publisher | None]] = {
+    "mqtt": mqtt.build,
+    "stdout": stdout.build,
+}
+
+
+def build_publishers(cfg: Config, heads: Sequence[HeadRule]) -> list[Publisher]:
+    """Every output the config turns on, in registry order."""
+    return [pub for build in PUBLISHERS.values() if (pub := build(cfg, heads)) is not None]

@@ -3,12 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from facelens.edge.events import CameraState, FaceEvent, Snapshot
-
-if TYPE_CHECKING:
-    from facelens.edge.publish.mqtt import ServiceStats
+from facelens.edge.events import CameraState, FaceEvent, ServiceStats, Snapshot
 
 
 class Publisher:

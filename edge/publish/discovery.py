@@ -1,24 +1,33 @@
 """Home Assistant MQTT discovery: retained config messages that make entities appear.
 
 Faces present, dominant emotion, the authenticity alarm, connectivity and frame rate show up
-as entities of one device with no YAML. Turning discovery off publishes empty retained
-configs to the same topics, which is how Home Assistant removes them.
+as entities of one device with no YAML; every further head (a user's own age or mask model)
+becomes a sensor of its most common label, with its manifest's labels as the options.
+Turning discovery off publishes empty retained configs to the same topics, which is how Home
+Assistant removes them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from facelens.edge import __version__
-from facelens.edge.contract import FER2013_LABELS
+from facelens.edge.contract import AUTHENTICITY_LABELS, FER2013_LABELS
+from facelens.edge.events import DOCUMENTED_HEADS
+from facelens.edge.heads import HeadRule
 from facelens.edge.publish.topics import Topics
 
 NO_EMOTION = "none"
+#: The two documented heads, for the removal messages when discovery is turned off.
+DOCUMENTED = (HeadRule("emotion", FER2013_LABELS), HeadRule("authenticity", AUTHENTICITY_LABELS, 1))
 
 
-def discovery_messages(topics: Topics, discovery_prefix: str, *, emotion_labels=FER2013_LABELS,
-                       authenticity: bool = True) -> list[tuple[str, dict]]:
-    """(config topic, payload) for every entity FaceLens offers."""
+def discovery_messages(topics: Topics, discovery_prefix: str, *,
+                       heads: Sequence[HeadRule] = ()) -> list[tuple[str, dict]]:
+    """(config topic, payload) for every entity FaceLens offers with these heads."""
+    by_name = {h.name: h for h in heads}
+    emotion = by_name.get("emotion")
     dev, cam = topics.device, topics.camera
     uid = f"facelens_{dev}_{cam}"
     device = {"identifiers": [f"facelens_{dev}"], "name": f"FaceLens {dev}",
@@ -34,7 +43,8 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *, emotion_labels=
         ("sensor", "emotion", {
             "name": f"{cam} dominant emotion", "state_topic": topics.state,
             "value_template": f"{{{{ value_json.dominant_emotion or '{NO_EMOTION}' }}}}",
-            "device_class": "enum", "options": [*emotion_labels, NO_EMOTION],
+            "device_class": "enum",
+            "options": [*(emotion.labels if emotion else ()), NO_EMOTION],
             "icon": "mdi:emoticon-outline"}),
         ("binary_sensor", "fake", {
             "name": f"{cam} fake face", "state_topic": topics.state,
@@ -45,8 +55,16 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *, emotion_labels=
             "value_template": "{{ value_json.fps }}", "unit_of_measurement": "fps",
             "state_class": "measurement", "entity_category": "diagnostic"}),
     ]
-    if not authenticity:
+    if "authenticity" not in by_name:
         entities = [e for e in entities if e[1] != "fake"]
+    for h in heads:
+        if h.name in DOCUMENTED_HEADS:
+            continue
+        entities.append(("sensor", f"head_{h.name}", {
+            "name": f"{cam} {h.name.replace('_', ' ')}", "state_topic": topics.state,
+            "value_template": f"{{{{ value_json.heads.{h.name} or '{NO_EMOTION}' }}}}",
+            "device_class": "enum", "options": [*h.labels, NO_EMOTION],
+            "icon": "mdi:face-recognition"}))
     out = []
     for component, key, payload in entities:
         unique = f"{uid}_{key}" if key != "fps" else f"facelens_{dev}_fps"
@@ -67,6 +85,8 @@ def discovery_payloads(topics: Topics, discovery_prefix: str, enabled: bool,
     """The retained messages to send on connect: a config per offered entity, and an empty
     payload (removal) for every entity not offered now, e.g. after discovery was disabled."""
     offered = dict(discovery_messages(topics, discovery_prefix, **kwargs)) if enabled else {}
-    every = discovery_messages(topics, discovery_prefix)  # what any configuration may have made
+    # Every entity the documented heads may have made, and every one offered now.
+    every = [t for t, _ in discovery_messages(topics, discovery_prefix, heads=DOCUMENTED)]
+    every += [t for t in offered if t not in every]
     return [(t, json.dumps(offered[t], separators=(",", ":")).encode() if t in offered else b"")
-            for t, _ in every]
+            for t in every]

@@ -11,20 +11,21 @@ event arrives, in order, at least once (QoS 1): subscribers drop duplicates by `
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import ssl
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from facelens.edge.config import MqttConfig
-from facelens.edge.contract import FER2013_LABELS
-from facelens.edge.events import CameraState, FaceEvent, Snapshot
+from facelens.edge.config import Config, ConfigError, MqttConfig
+from facelens.edge.errors import FaceLensError
+from facelens.edge.events import CameraState, FaceEvent, ServiceStats, Snapshot
+from facelens.edge.heads import HeadRule
 from facelens.edge.publish.base import Publisher
 from facelens.edge.publish.discovery import discovery_payloads
 from facelens.edge.publish.outbox import Outbox
@@ -38,30 +39,6 @@ WINDOW = 20
 FLUSH_TIMEOUT_S = 3.0
 
 
-@dataclass(frozen=True)
-class ServiceStats:
-    """Published every `mqtt.stats_interval_s` on `<prefix>/<device>/stats` (retained)."""
-
-    device: str
-    time: str
-    version: str
-    uptime_s: float
-    frames_processed: int
-    frames_dropped: int
-    source_reconnects: int
-    fps: float
-    latency_ms: dict[str, float]
-    models: dict[str, str]
-    cpu_temperature_c: float | None
-    outbox_depth: int = 0
-    events_dropped: int = 0
-    mqtt_connected: bool = False
-    schema_version: int = 1
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-
 @dataclass
 class _Delivery:
     """Sender-thread state: which outbox rows paho has, by message id."""
@@ -70,8 +47,10 @@ class _Delivery:
     last_sent: int = 0
 
 
-class MqttError(RuntimeError):
+class MqttError(FaceLensError, RuntimeError):
     """The broker cannot be reached or refuses us (only `facelens check` treats it as fatal)."""
+
+    exit_code = 5
 
 
 def make_client(cfg: MqttConfig, device: str) -> mqtt.Client:
@@ -107,7 +86,7 @@ def probe(cfg: MqttConfig, device: str, timeout: float = 5.0) -> str:
     try:
         client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
     except (OSError, ssl.SSLError) as exc:
-        raise MqttError(f"cannot connect to MQTT broker {where}: {exc}") from None
+        raise MqttError(f"cannot connect to MQTT broker {where}: {exc}") from exc
     client.loop_start()
     try:
         if not done.wait(timeout):
@@ -120,16 +99,26 @@ def probe(cfg: MqttConfig, device: str, timeout: float = 5.0) -> str:
     return f"connected to {where}" + (f" as {cfg.username}" if cfg.username else "")
 
 
+def build(cfg: Config, heads: Sequence[HeadRule]) -> MqttPublisher | None:
+    """The registry's builder: on when `mqtt.host` is set."""
+    if not cfg.mqtt.host:
+        return None
+    return MqttPublisher(cfg.mqtt, device=cfg.service.device_id, camera=cfg.source.name,
+                         heads=heads)
+
+
 class MqttPublisher(Publisher):
     def __init__(self, cfg: MqttConfig, *, device: str, camera: str,
-                 emotion_labels=FER2013_LABELS, authenticity: bool = False) -> None:
+                 heads: Sequence[HeadRule] = ()) -> None:
         self.cfg = cfg
         self.topics = Topics(cfg.topic_prefix, device, camera)
-        self.outbox = Outbox(cfg.outbox_path, max_events=cfg.outbox_max_events,
-                             max_age_s=cfg.outbox_max_age_s)
+        try:
+            self.outbox = Outbox(cfg.outbox_path, max_events=cfg.outbox_max_events,
+                                 max_age_s=cfg.outbox_max_age_s)
+        except OSError as exc:
+            raise ConfigError(f"mqtt.outbox_path = '{cfg.outbox_path}': {exc}") from exc
         self._discovery = discovery_payloads(self.topics, cfg.discovery_prefix, cfg.discovery,
-                                             emotion_labels=emotion_labels,
-                                             authenticity=authenticity)
+                                             heads=heads)
         self._connected = threading.Event()
         self._closing = threading.Event()
         self._wake = threading.Event()
@@ -241,10 +230,6 @@ class MqttPublisher(Publisher):
     def publish_snapshot(self, snapshot: Snapshot) -> None:
         if self._connected.is_set():
             self.client.publish(self.topics.snapshot, snapshot.jpeg, qos=0)
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
 
     def close(self) -> None:
         """Deliver what can be delivered quickly, say `offline`, and disconnect."""

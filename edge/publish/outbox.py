@@ -55,7 +55,7 @@ class Outbox:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
-            raise OSError(f"cannot open the MQTT outbox {self.path}: {exc}") from None
+            raise OSError(f"cannot open the MQTT outbox {self.path}: {exc}") from exc
 
     def put(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> int:
         """Store a message durably; returns its id (ids grow: they are the sending order)."""

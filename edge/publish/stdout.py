@@ -16,9 +16,12 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import TextIO
 
+from facelens.edge.config import Config
 from facelens.edge.events import FaceEvent
+from facelens.edge.heads import HeadRule
 from facelens.edge.publish.base import Publisher
 
 log = logging.getLogger(__name__)
@@ -83,3 +86,8 @@ class StdoutPublisher(Publisher):
                         self._lines.qsize())
         if self.dropped:
             log.warning("%d event line(s) dropped on standard output", self.dropped)
+
+
+def build(cfg: Config, heads: Sequence[HeadRule]) -> StdoutPublisher | None:
+    """The registry's builder: on when `output.stdout` is true."""
+    return StdoutPublisher() if cfg.output.stdout else None

@@ -7,9 +7,14 @@ from typing import Protocol
 
 import numpy as np
 
+from facelens.edge.errors import FaceLensError
 
-class SourceError(RuntimeError):
+
+class SourceError(FaceLensError, RuntimeError):
     """A source cannot be opened or read; the message names the source."""
+
+    exit_code = 4
+    kind = "source error"
 
 
 class EndOfStream(Exception):

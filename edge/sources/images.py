@@ -49,3 +49,9 @@ class ImageFolderSource:
 
     def close(self) -> None:
         self._files = []
+
+
+def from_uri(uri: str, *, width: int = 640, height: int = 480,
+             fps: float = 0) -> ImageFolderSource | None:
+    """The registry's builder: takes a URI that is an existing folder."""
+    return ImageFolderSource(uri, fps=fps) if Path(uri).is_dir() else None

@@ -61,3 +61,8 @@ class OpenCVSource:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def from_uri(uri: str, *, width: int = 640, height: int = 480, fps: float = 0) -> OpenCVSource:
+    """The registry's builder: takes anything (the last kind asked)."""
+    return OpenCVSource(uri, width=width, height=height, fps=fps)

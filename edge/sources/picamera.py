@@ -34,7 +34,7 @@ class PiCameraSource:
             raise SourceError(
                 f"source {self.name!r} needs picamera2 ({exc}); on Raspberry Pi OS install "
                 "python3-picamera2 with apt and create the venv with --system-site-packages"
-            ) from None
+            ) from exc
         try:
             cam = module.Picamera2(self.camera_num)
             controls = {"FrameRate": self.fps} if self.fps else {}
@@ -44,7 +44,7 @@ class PiCameraSource:
                 controls=controls))
             cam.start()
         except Exception as exc:  # libcamera raises RuntimeError, IndexError, …
-            raise SourceError(f"cannot open camera {self.name!r}: {exc}") from None
+            raise SourceError(f"cannot open camera {self.name!r}: {exc}") from exc
         self._cam, self._index = cam, 0
 
     def read(self) -> Frame:
@@ -53,7 +53,7 @@ class PiCameraSource:
         try:
             image = self._cam.capture_array("main")
         except Exception as exc:
-            raise SourceError(f"camera {self.name!r} failed: {exc}") from None
+            raise SourceError(f"camera {self.name!r} failed: {exc}") from exc
         image = np.ascontiguousarray(image[:, :, :3])
         frame = Frame(image=image, index=self._index, t=time.monotonic(), wall=time.time())
         self._index += 1
@@ -66,3 +66,14 @@ class PiCameraSource:
                 self._cam.close()
             finally:
                 self._cam = None
+
+
+def from_uri(uri: str, *, width: int = 640, height: int = 480,
+             fps: float = 0) -> PiCameraSource | None:
+    """The registry's builder: takes `picamera2` and `picamera2:N`."""
+    if uri != "picamera2" and not uri.startswith("picamera2:"):
+        return None
+    num = uri.partition(":")[2] or "0"
+    if not num.isdigit():
+        raise SourceError(f"source.uri {uri!r}: expected picamera2 or picamera2:N")
+    return PiCameraSource(int(num), width=width, height=height, fps=fps)
