@@ -140,6 +140,47 @@ class HeadConfig(_Section):
         return None if v in ("", "none", "off") else v
 
 
+class MotionConfig(_Section):
+    """The motion detector that decides where the face detector looks (see [scan])."""
+
+    #: Off: every frame is a full scan (the whole frame plus tiles), as before.
+    enabled: bool = True
+    #: Width of the grey copy motion is measured on (its height follows the frame).
+    width: int = Field(default=160, ge=32, le=640)
+    #: Grey-level difference to the background that counts as change (sensor noise: < 10).
+    threshold: int = Field(default=20, ge=1, le=255)
+    #: Smallest changed area, in pixels of the grey copy, that counts as motion.
+    min_area_px: float = Field(default=6.0, ge=0)
+    #: How fast the background learns the scene (slow light drift, moved furniture).
+    alpha: float = Field(default=0.05, gt=0, le=1)
+    #: When this fraction of the frame changes at once (a light switched), re-learn the
+    #: background instead of reporting motion everywhere.
+    recalibrate_fraction: float = Field(default=0.5, gt=0, le=1)
+    #: Areas where motion never counts: polygons of [x, y] frame pixels, e.g.
+    #: [[[0, 0], [200, 0], [200, 120], [0, 120]]] for a TV in the top-left corner.
+    masks: list[list[tuple[float, float]]] = Field(default_factory=list)
+
+
+class ScanConfig(_Section):
+    """Where the face detector runs: regions around motion and tracked faces, with a full
+    scan now and then as the safety net."""
+
+    #: Whole frame plus tiles at start and this often (faces that arrived without motion).
+    full_scan_interval_s: float = Field(default=10.0, gt=0)
+    #: A tracked face that does not move is re-detected in its region this often; keep it
+    #: well under tracker.lost_after_s.
+    track_refresh_s: float = Field(default=0.5, gt=0)
+    #: Largest side of a motion region, in frame pixels: smaller regions give small faces
+    #: more of the model's input (240 px puts a 35 px face at 28 px of a 192 px input).
+    max_region_px: int = Field(default=240, ge=64)
+    #: A tracked face's region is this many times its size (its face lands at 192 / 4 =
+    #: 48 px of the model's input).
+    track_region_scale: float = Field(default=4.0, ge=1.5, le=10)
+    #: Heads classify a face when it is new, when its box moved, or at most this many frames
+    #: after they last did; 1 = every frame.
+    heads_every_frames: int = Field(default=5, ge=1)
+
+
 class EmotionConfig(HeadConfig):
     model: str | None = "emotion_mini_xception"
 
@@ -236,6 +277,8 @@ class Config(_Section):
     authenticity: AuthenticityConfig = Field(default_factory=AuthenticityConfig)
     #: More classifier heads, [heads.<name>] each (e.g. [heads.age] model = "my_age").
     heads: dict[str, HeadConfig] = Field(default_factory=dict)
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    scan: ScanConfig = Field(default_factory=ScanConfig)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

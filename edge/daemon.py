@@ -51,6 +51,7 @@ class Daemon:
                            else build_publishers(cfg, self.pipeline.rules))
         self.reader: FrameReader | None = None
         self._state: CameraState | None = None
+        self._stats_since = self.started
 
     def _emit(self, events: Sequence[FaceEvent]) -> None:
         for event in events:
@@ -117,6 +118,7 @@ class Daemon:
             if last_frame is not None:
                 self._emit(pipeline.finish(last_frame.t, last_frame.wall))
                 self._publish_state(last_frame.wall)
+            self._publish_stats()  # the last window too: retained, it is what a reader finds
             reader.close()
             self._close_publishers()
             self._log_stats()
@@ -137,6 +139,7 @@ class Daemon:
                 pub.publish_state(state)
 
     def _publish_stats(self) -> None:
+        now = time.monotonic()
         frames, latency = self.pipeline.times.take_window()
         reader_stats = self.reader.stats if self.reader else None
         stats = ServiceStats(
@@ -145,8 +148,10 @@ class Daemon:
             frames_processed=self.frames,
             frames_dropped=reader_stats.frames_dropped if reader_stats else 0,
             source_reconnects=reader_stats.reconnects if reader_stats else 0,
-            fps=round(frames / self.cfg.mqtt.stats_interval_s, 2), latency_ms=latency,
+            fps=round(frames / max(now - self._stats_since, 1e-3), 2), latency_ms=latency,
+            economy=self.pipeline.economy.take_window(),
             models=self.pipeline.describe(), cpu_temperature_c=cpu_temperature())
+        self._stats_since = now
         for pub in self.publishers:
             pub.publish_stats(stats)
 

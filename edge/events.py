@@ -165,6 +165,10 @@ class ServiceStats:
     latency_ms: dict[str, float]
     models: dict[str, str]
     cpu_temperature_c: float | None
+    #: The frame economy over the interval: model runs (detector windows and head
+    #: classifications) per frame, detector runs per frame, the share of frames with motion,
+    #: and full scans.
+    economy: dict[str, float] = field(default_factory=dict)
     outbox_depth: int = 0
     events_dropped: int = 0
     mqtt_connected: bool = False

@@ -17,10 +17,11 @@ from facelens.edge.classify import Classifier
 from facelens.edge.config import Config
 from facelens.edge.contract import DETECTION_TASK, ManifestError
 from facelens.edge.detect import DETECTORS
-from facelens.edge.detect.base import Detector, crop
+from facelens.edge.detect.base import Box, Detector, crop, iou
 from facelens.edge.events import FaceEvent
 from facelens.edge.heads import Head, HeadRule, rules
 from facelens.edge.models import open_configured
+from facelens.edge.scan import Scanner, ScanPlan
 from facelens.edge.sources.base import Frame
 from facelens.edge.track import Observation, Tracker
 
@@ -57,6 +58,45 @@ class StageTimes:
         return n, means
 
 
+@dataclass
+class Economy:
+    """What the frame economy saved, over the current reporting window: model runs per
+    frame (detector windows and head classifications), the share of frames with motion, and
+    full scans."""
+
+    frames: int = 0
+    detector_runs: int = 0
+    head_runs: int = 0
+    motion_frames: int = 0
+    full_scans: int = 0
+
+    def take_window(self) -> dict[str, float]:
+        n = max(self.frames, 1)
+        out = {"model_runs_per_frame": round((self.detector_runs + self.head_runs) / n, 3),
+               "detector_runs_per_frame": round(self.detector_runs / n, 3),
+               "motion_fraction": round(self.motion_frames / n, 3),
+               "full_scans": self.full_scans}
+        self.frames = self.detector_runs = self.head_runs = 0
+        self.motion_frames = self.full_scans = 0
+        return out
+
+
+class HeadCadence:
+    """Heads classify a face when it is new, when its box moved, or when they last did
+    `every` frames ago; in between the tracker keeps the face's smoothed scores."""
+
+    def __init__(self, every: int, same_box_iou: float = 0.7) -> None:
+        self.every, self.same_box_iou = every, same_box_iou
+        self._recent: list[tuple[Box, int]] = []  # box classified, frame number
+
+    def due(self, box: Box, frame_no: int) -> bool:
+        self._recent = [(b, n) for b, n in self._recent if frame_no - n < self.every]
+        if any(iou(box, b) >= self.same_box_iou for b, _ in self._recent):
+            return False
+        self._recent.append((box, frame_no))
+        return True
+
+
 def build_detector(cfg: Config) -> Detector:
     """The detector `detector.kind` names in the registry."""
     return DETECTORS[cfg.detector.kind](cfg)
@@ -89,8 +129,13 @@ class Pipeline:
             log.info("no authenticity model configured: events carry authenticity = null")
         self.tracker = Tracker(cfg.tracker, heads=rules(self.heads),
                                device=cfg.service.device_id, camera=cfg.source.name)
+        self.scanner = Scanner(cfg.scan, cfg.motion)
+        self.cadence = HeadCadence(cfg.scan.heads_every_frames)
         self.times = StageTimes()
+        self.economy = Economy()
         self.faces_last = 0
+        self.frame_no = 0
+        self.last_plan: ScanPlan | None = None
 
     @property
     def rules(self) -> tuple[HeadRule, ...]:
@@ -109,17 +154,33 @@ class Pipeline:
 
     def process(self, frame: Frame) -> list[FaceEvent]:
         t0 = time.perf_counter()
-        faces = self.detector.detect(frame.image)
-        times = {"detector": (time.perf_counter() - t0) * 1000}
+        self.frame_no += 1
+        plan = self.last_plan = self.scanner.plan(frame.image, frame.t, self.tracker.hints())
+        t_motion = time.perf_counter()
+        if plan.full:
+            faces = self.detector.detect(frame.image)
+        elif plan.regions:
+            faces = self.detector.detect_regions(frame.image, plan.regions)
+        else:
+            faces = []
+        eco = self.economy
+        eco.frames += 1
+        eco.full_scans += plan.full
+        eco.motion_frames += bool(plan.motion and plan.motion.boxes)
+        eco.detector_runs += self.detector.last_runs if (plan.full or plan.regions) else 0
+        times = {"motion": (t_motion - t0) * 1000,
+                 "detector": (time.perf_counter() - t_motion) * 1000}
         times.update({name: 0.0 for name in self.cfg.head_configs()})
         margin = self.cfg.detector.crop_margin
         observations = []
         for det in faces:
-            face = crop(frame.image, det.box, margin)
             scores = {}
-            for head in self.heads:
-                scores[head.name] = head.classifier.classify(face)
-                times[head.name] += head.classifier.last_latency_ms
+            if self.heads and self.cadence.due(det.box, self.frame_no):
+                face = crop(frame.image, det.box, margin)
+                for head in self.heads:
+                    scores[head.name] = head.classifier.classify(face)
+                    times[head.name] += head.classifier.last_latency_ms
+                    eco.head_runs += 1
             observations.append(Observation(det, scores))
         h, w = frame.image.shape[:2]
         events = self.tracker.update(observations, frame.t, frame.wall, (w, h))

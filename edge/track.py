@@ -24,6 +24,7 @@ from facelens.edge.config import TrackerConfig
 from facelens.edge.detect.base import Box, Detection, iou_matrix
 from facelens.edge.events import CameraState, FaceEvent, HeadResult, TrackSummary, iso_time
 from facelens.edge.heads import HeadRule
+from facelens.edge.scan import TrackHint
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class HeadTrack:
     total: np.ndarray
     samples: int = 1
     published: int | None = None
+    #: The track's frame count at the last sample: heads need not run every frame.
+    sampled_at: int = 1
 
 
 @dataclass
@@ -119,6 +122,10 @@ class Tracker:
         return CameraState(self.device, self.camera, len(present), emotion, fake,
                            "authenticity" in self.rules, iso_time(wall), heads=common)
 
+    def hints(self) -> list[TrackHint]:
+        """Where the faces were in the last frame: where the next frame's scan looks."""
+        return [TrackHint(tr.track_id, tr.box, tr.confirmed) for tr in self.tracks]
+
     def finish(self, t: float, wall: float) -> list[FaceEvent]:
         """End every confirmed track (shutdown, end of a video)."""
         events = [self._event("end", tr, t, wall) for tr in self.tracks if tr.confirmed]
@@ -168,11 +175,16 @@ class Tracker:
             p = np.asarray(probs, np.float64)
             ht = track.heads.get(name)
             if ht is None:
-                track.heads[name] = HeadTrack(p, p.copy())
-            else:
-                ht.smoothed = (1 - a) * ht.smoothed + a * p
-                ht.total = ht.total + p
-                ht.samples += 1
+                track.heads[name] = HeadTrack(p, p.copy(), sampled_at=track.frames)
+                continue
+            # Smoothing per frame, not per sample: a head that ran k frames ago weighs the
+            # new sample as k frames of it would have been (heads run at their own cadence).
+            gap = max(1, track.frames - ht.sampled_at)
+            w = 1 - (1 - a) ** gap
+            ht.smoothed = (1 - w) * ht.smoothed + w * p
+            ht.total = ht.total + p
+            ht.samples += 1
+            ht.sampled_at = track.frames
 
     def _after_hit(self, track: Track, t: float, wall: float) -> list[FaceEvent]:
         if not track.confirmed:

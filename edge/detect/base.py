@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,9 +35,15 @@ class Detector(Protocol):
     name: str
     backend: str
     last_latency_ms: float
+    #: Model runs (windows, tiles, regions) the last call made.
+    last_runs: int
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in an H×W×3 BGR frame."""
+        """Faces in an H×W×3 BGR frame: a full scan."""
+        ...
+
+    def detect_regions(self, image: np.ndarray, regions: Sequence[Box]) -> list[Detection]:
+        """Faces in these regions of the frame (frame pixels), in frame coordinates."""
         ...
 
 

@@ -13,6 +13,7 @@ run per tile. The whole frame is always run too, for faces larger than a tile's 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 
 from facelens.edge.contract import DETECTION_TASK, ManifestError, convert_colour, normalize
-from facelens.edge.detect.base import Detection, iou_matrix
+from facelens.edge.detect.base import Box, Detection, iou_matrix
 from facelens.edge.models import open_configured
 from facelens.edge.runtime import TFLiteModel
 
@@ -110,6 +111,15 @@ def tile_windows(frame_w: int, frame_h: int, cols: int, rows: int,
     return windows
 
 
+def region_window(region: Box, frame_w: int, frame_h: int) -> Window:
+    """A region as a window: whole pixels, inside the frame; its edges inside the frame are
+    internal (a face cut there is whole in a neighbouring region or the next full scan)."""
+    x0, y0 = max(0, int(region[0])), max(0, int(region[1]))
+    x1, y1 = min(frame_w, int(np.ceil(region[2]))), min(frame_h, int(np.ceil(region[3])))
+    w, h = max(1, x1 - x0), max(1, y1 - y0)
+    return Window(x0, y0, w, h, (x0 > 0, y0 > 0, x0 + w < frame_w, y0 + h < frame_h))
+
+
 class BlazeFaceDetector:
     """Runs a BlazeFace model over the whole frame and optional overlapping tiles."""
 
@@ -133,6 +143,7 @@ class BlazeFaceDetector:
         self.min_score, self.nms_iou = min_score, nms_iou
         self.tiles, self.tile_overlap, self.min_face_px = tiles, tile_overlap, min_face_px
         self.last_latency_ms = 0.0
+        self.last_runs = 0
 
     def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         """Fit the image into the square input without distortion; returns (tensor, scale,
@@ -178,10 +189,24 @@ class BlazeFaceDetector:
         return boxes, scores, kps
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        """A full scan: the whole frame and the configured tiles."""
+        h, w = image.shape[:2]
+        return self._detect_windows(image, tile_windows(w, h, *self.tiles, self.tile_overlap))
+
+    def detect_regions(self, image: np.ndarray, regions: Sequence[Box]) -> list[Detection]:
+        """Only these regions of the frame (where something moved, where faces are), each
+        scaled to the model's input: a small region gives its faces more input pixels."""
+        h, w = image.shape[:2]
+        return self._detect_windows(image, [region_window(r, w, h) for r in regions])
+
+    def _detect_windows(self, image: np.ndarray, windows: list[Window]) -> list[Detection]:
         t0 = time.perf_counter()
         h, w = image.shape[:2]
-        parts = [self._run_window(image, win)
-                 for win in tile_windows(w, h, *self.tiles, self.tile_overlap)]
+        self.last_runs = len(windows)
+        if not windows:
+            self.last_latency_ms = 0.0
+            return []
+        parts = [self._run_window(image, win) for win in windows]
         boxes = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         kps = np.concatenate([p[2] for p in parts])

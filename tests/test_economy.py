@@ -1,0 +1,120 @@
+"""The frame economy on real-photo video: motion that ignores noise and light, regions that
+still find every visitor, no model run in an empty room, still faces kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from demo.scenes import astronaut, background, paste_face, room_camera_video
+from facelens.edge.config import MotionConfig, ScanConfig
+from facelens.edge.motion import MotionDetector
+from facelens.edge.pipeline import Pipeline
+from facelens.edge.scan import Scanner, TrackHint, motion_regions
+from facelens.edge.sources import FrameReader, open_source
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def noisy(image: np.ndarray, rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
+    return np.clip(image * gain + rng.normal(0, 2.5, image.shape), 0, 255).astype(np.uint8)
+
+
+def test_motion_ignores_noise_and_drift_recalibrates_on_a_light_switch_and_sees_a_face():
+    rng = np.random.default_rng(1)
+    room = background().astype(np.float32)
+    md = MotionDetector(MotionConfig())
+    for i in range(100):  # sensor noise and a slow 6 % light drift
+        m = md.update(noisy(room, rng, 1 + 0.06 * i / 100))
+        assert m.boxes == [], f"frame {i}: noise or drift taken for motion"
+    switched = md.update(noisy(room, rng, 1.3))  # the light switched on: followed at once
+    assert switched.boxes == []
+    assert md.update(noisy(room, rng, 1.3)).boxes == []
+    moved = md.update(noisy(np.roll(room, 90, axis=1) * 1.3, rng))  # the camera was turned
+    assert moved.recalibrated and moved.boxes == [] and moved.fraction >= 0.5
+    assert md.update(noisy(np.roll(room, 90, axis=1) * 1.3, rng)).boxes == []
+    room = np.roll(room, 90, axis=1)
+    canvas = (room * 1.3).clip(0, 255).astype(np.uint8)
+    box = paste_face(canvas, astronaut(), 300, 200, 40)
+    seen = md.update(noisy(canvas, rng))
+    assert seen.boxes and any(b[0] <= box[0] + 5 and b[2] >= box[2] - 5 and
+                              b[1] <= box[1] + 5 and b[3] >= box[3] - 5 for b in seen.boxes)
+
+
+def test_a_masked_area_never_counts():
+    rng = np.random.default_rng(2)
+    room = background()
+    md = MotionDetector(MotionConfig(masks=[[(250, 150), (450, 150), (450, 350), (250, 350)]]))
+    md.update(noisy(room, rng))
+    canvas = room.copy()
+    paste_face(canvas, astronaut(), 320, 220, 40)  # inside the mask
+    assert md.update(noisy(canvas, rng)).boxes == []
+
+
+def test_regions_are_squares_in_the_frame_and_large_motion_is_covered_whole_and_tiled():
+    small = motion_regions((300, 200, 340, 240), 240, 640, 480)
+    assert len(small) == 1
+    x1, y1, x2, y2 = small[0]
+    assert x2 - x1 == pytest.approx(y2 - y1) and x1 <= 300 and x2 >= 340
+    big = motion_regions((0, 0, 600, 470), 240, 640, 480)
+    assert len(big) > 4 and all(r[0] >= 0 and r[2] <= 640 and r[3] <= 480 for r in big)
+    assert big[0][3] - big[0][1] == 480  # one square over all of it, for a large face
+
+
+def test_a_still_face_is_refreshed_at_its_own_rate_not_every_frame():
+    scanner = Scanner(ScanConfig(track_refresh_s=0.5), MotionConfig())
+    rng = np.random.default_rng(3)
+    room = background()
+    hint = [TrackHint("t1", (300, 200, 360, 260), confirmed=True)]
+    plans = [scanner.plan(noisy(room, rng), i / 10, hint) for i in range(21)]
+    assert plans[0].full  # the start
+    scanned = [i for i, p in enumerate(plans[1:], 1) if p.regions]
+    assert scanned == [5, 10, 15, 20]  # every 0.5 s, never on the frames between
+
+
+def run(pipeline: Pipeline, path) -> tuple[list, list[int]]:
+    reader = FrameReader(open_source(str(path)))
+    reader.start()
+    events, runs = [], []
+    while (frame := reader.get()) is not None:
+        before = pipeline.economy.detector_runs
+        events += pipeline.process(frame)
+        runs.append(pipeline.economy.detector_runs - before)
+    return events, runs
+
+
+def test_an_empty_noisy_room_runs_no_model_after_the_first_scan(make_config, tmp_path):
+    from demo.scenes import write_video
+
+    rng = np.random.default_rng(4)
+    room = background().astype(np.float32)
+    frames = [noisy(room, rng, 1 + 0.05 * np.sin(i / 20)) for i in range(120)]
+    write_video(tmp_path / "empty.avi", frames)
+    events, runs = run(Pipeline(make_config()), tmp_path / "empty.avi")
+    assert events == []
+    assert runs[0] == 7 and sum(runs[1:100]) == 0  # 3x2 tiles + whole frame, then nothing
+    assert runs[100] == 7  # the full scan every 10 s (100 frames at 10 fps)
+
+
+def test_every_visitor_of_a_room_camera_is_announced_with_regions(make_config, tmp_path):
+    video = room_camera_video(tmp_path / "room.avi", seconds=60, visitors=5, seed=7)
+    pipeline = Pipeline(make_config())
+    events, runs = run(pipeline, video.path)
+    news = [e for e in events if e.type == "new"]
+    announced = 0
+    for v in video.visitors:
+        hit = [e for e in news if any(
+            abs((e.box[0] + e.box[2]) / 2 - (b[0] + b[2]) / 2) < (b[2] - b[0])
+            and abs((e.box[1] + e.box[3]) / 2 - (b[1] + b[3]) / 2) < (b[3] - b[1])
+            for b in v.boxes.values())]
+        announced += bool(hit)
+    assert announced == len(video.visitors), f"{announced} of {len(video.visitors)} announced"
+    assert len(news) <= len(video.visitors) + 1  # at most one extra track
+    # Far fewer model runs than a full scan (7) every frame.
+    assert np.mean(runs) < 1.5, f"{np.mean(runs):.2f} detector runs per frame"
+
+
+def test_economy_off_is_a_full_scan_every_frame(make_config, astronaut_clip):
+    pipeline = Pipeline(make_config(motion={"enabled": False}))
+    _, runs = run(pipeline, astronaut_clip.path)
+    assert set(runs) == {7}
