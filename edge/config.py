@@ -7,6 +7,7 @@ and where it came from, instead of surfacing hours later as odd behaviour.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -262,6 +263,54 @@ class MqttConfig(_Backoff):
         return self
 
 
+class WebConfig(_Section):
+    """The live page (off by default). Anything but loopback needs a password first: the
+    page shows the camera."""
+
+    enabled: bool = False
+    #: host:port; 127.0.0.1 (default) is reachable only from the device itself (or through
+    #: an ssh tunnel); 0.0.0.0 or a LAN address needs `password`.
+    listen: str = "127.0.0.1:8080"
+    username: str = "facelens"
+    #: HTTP Basic password; set it from a file (`password_file`, FACELENS_WEB_PASSWORD_FILE).
+    password: SecretStr = SecretStr("")
+    #: TLS certificate and key (PEM), for https.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: Frames a viewer is sent per second, at most (each is a JPEG encoded on its thread).
+    max_fps: float = Field(default=5.0, gt=0, le=30)
+    #: Connections at once (streams, event streams, requests); more get 503.
+    max_clients: int = Field(default=4, ge=1, le=64)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @model_validator(mode="after")
+    def _safe(self) -> WebConfig:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"listen {self.listen!r}: expected host:port, e.g. "
+                             "127.0.0.1:8080")
+        host = host.strip("[]")
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if self.enabled and not loopback and not self.password.get_secret_value():
+            raise ValueError(f"web.listen = {self.listen!r} can be reached from the network: "
+                             "set web.password first (password_file = \"/etc/facelens/"
+                             "web-password\" or FACELENS_WEB_PASSWORD_FILE)")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        for name in ("cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name} {path} does not exist")
+        return self
+
+
 class ServiceConfig(_Section):
     device_id: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "facelens",
                            pattern=r"^[A-Za-z0-9_-]+$")
@@ -283,6 +332,7 @@ class Config(_Section):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
 
     @field_validator("heads")

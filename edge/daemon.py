@@ -104,6 +104,11 @@ class Daemon:
                 last_frame = frame
                 events = pipeline.process(frame)
                 self._emit(events)
+                watching = [pub for pub in self.publishers if pub.wants_frames]
+                if watching:
+                    view = pipeline.view(frame)
+                    for pub in watching:
+                        pub.publish_frame(view)
                 if events and cfg.mqtt.snapshots != "off":
                     for snap in snapshots(frame, events, cfg.mqtt.snapshots,
                                           cfg.detector.crop_margin):

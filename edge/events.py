@@ -176,3 +176,30 @@ class ServiceStats:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class FaceView:
+    """A face as the live view draws it: its track, box and each head's label and score."""
+
+    track_id: str
+    box: tuple[float, float, float, float]
+    confirmed: bool
+    labels: dict[str, tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class FrameView:
+    """One processed frame and what the pipeline saw in it, for outputs that show pictures
+    (the live page). Built only while such an output wants frames, so it costs nothing when
+    nobody watches."""
+
+    image: np.ndarray
+    wall: float
+    faces: list[FaceView]
+    regions: list[tuple[float, float, float, float]]
+    motion: list[tuple[float, float, float, float]]
+    tiles: list[tuple[float, float, float, float]]
+    full_scan: bool
+    model_runs: int
+

@@ -18,7 +18,8 @@ from facelens.edge.config import Config
 from facelens.edge.contract import DETECTION_TASK, ManifestError
 from facelens.edge.detect import DETECTORS
 from facelens.edge.detect.base import Box, Detector, crop, iou
-from facelens.edge.events import FaceEvent
+from facelens.edge.detect.blazeface import tile_windows
+from facelens.edge.events import FaceEvent, FaceView, FrameView
 from facelens.edge.heads import Head, HeadRule, rules
 from facelens.edge.models import open_configured
 from facelens.edge.scan import Scanner, ScanPlan
@@ -136,6 +137,7 @@ class Pipeline:
         self.faces_last = 0
         self.frame_no = 0
         self.last_plan: ScanPlan | None = None
+        self._tiles: tuple[tuple[int, int], list[Box]] = ((0, 0), [])  # for views
 
     @property
     def rules(self) -> tuple[HeadRule, ...]:
@@ -188,6 +190,31 @@ class Pipeline:
         times["frame"] = (time.perf_counter() - t0) * 1000
         self.times.add(times)
         return events
+
+    def view(self, frame: Frame) -> FrameView:
+        """What this frame looked like to the pipeline, for outputs that show pictures."""
+        plan = self.last_plan
+        h, w = frame.image.shape[:2]
+        if self._tiles[0] != (w, h):
+            d = self.cfg.detector
+            self._tiles = ((w, h), [(float(t.x0), float(t.y0), float(t.x0 + t.w),
+                                     float(t.y0 + t.h))
+                                    for t in tile_windows(w, h, *d.tiles, d.tile_overlap)[1:]])
+        faces = []
+        for tr in self.tracker.tracks:
+            labels = {}
+            for name, ht in tr.heads.items():
+                rule = self.tracker.rules[name]
+                k = rule.decide(ht.smoothed)
+                labels[name] = (rule.labels[k], float(ht.smoothed[k]))
+            faces.append(FaceView(tr.track_id, tr.box, tr.confirmed, labels))
+        return FrameView(frame.image, frame.wall, faces,
+                         list(plan.regions) if plan else [],
+                         list(plan.motion.boxes) if plan and plan.motion else [],
+                         self._tiles[1],
+                         bool(plan and plan.full),
+                         self.detector.last_runs if plan and (plan.full or plan.regions)
+                         else 0)
 
     def finish(self, frame_t: float, wall: float) -> list[FaceEvent]:
         return self.tracker.finish(frame_t, wall)

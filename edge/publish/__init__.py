@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 
 from facelens.edge.config import Config
 from facelens.edge.heads import HeadRule
-from facelens.edge.publish import mqtt, stdout
+from facelens.edge.publish import mqtt, stdout, web
 from facelens.edge.publish.base import Publisher
 
 PUBLISHERS: dict[str, Callable[[Config, Sequence[HeadRule]], Publisher | None]] = {
     "mqtt": mqtt.build,
     "stdout": stdout.build,
+    "web": web.build,
 }
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from facelens.edge.events import CameraState, FaceEvent, ServiceStats, Snapshot
+from facelens.edge.events import CameraState, FaceEvent, FrameView, ServiceStats, Snapshot
 
 
 class Publisher:
@@ -15,6 +15,15 @@ class Publisher:
 
     def publish_stats(self, stats: ServiceStats) -> None:
         """Periodic health report."""
+
+    @property
+    def wants_frames(self) -> bool:
+        """Whether this output shows pictures right now (the live page with a viewer): only
+        then does the daemon build a FrameView for it."""
+        return False
+
+    def publish_frame(self, view: FrameView) -> None:
+        """A processed frame with what the pipeline saw; must return at once."""
 
     def publish_snapshot(self, snapshot: Snapshot) -> None:
         """A JPEG of a new face; only sent when the owner enabled snapshots."""

@@ -1,0 +1,56 @@
+// The live page: the annotated MJPEG stream, overlay toggles, live stats, the event list.
+// No build step and no CDN: this file and style.css ship in the package.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function overlays() {
+  return [...document.querySelectorAll("input[name=overlay]:checked")].map((b) => b.value);
+}
+
+function restartStream() {
+  const o = overlays().join(",");
+  $("stream").src = "/stream.mjpg" + (o ? "?overlays=" + o : "");
+  $("snap").href = "/snapshot.jpg" + (o ? "?overlays=" + o : "");
+}
+document.querySelectorAll("input[name=overlay]").forEach((b) => b.addEventListener("change", restartStream));
+
+function describe(e) {
+  const parts = [e.type, "track " + e.track_id.split("-").pop()];
+  if (e.emotion) parts.push(e.emotion.label + " " + Math.round(e.emotion.score * 100) + "%");
+  if (e.authenticity) parts.push(e.authenticity.label);
+  for (const [name, h] of Object.entries(e.heads || {})) parts.push(name + ": " + h.label);
+  return parts.join(" · ");
+}
+
+const events = new EventSource("/api/events");
+events.onopen = () => { $("conn").textContent = "live"; $("conn").className = "pill ok"; };
+events.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").className = "pill"; };
+events.onmessage = (msg) => {
+  const e = JSON.parse(msg.data);
+  const li = document.createElement("li");
+  li.className = "event " + e.type;
+  const time = document.createElement("time");
+  time.textContent = e.frame_time.slice(11, 19);
+  li.append(time, " ", describe(e));
+  $("events").prepend(li);
+  while ($("events").children.length > 30) $("events").lastChild.remove();
+};
+
+function show(id, value) { $(id).textContent = value === null || value === undefined ? "–" : value; }
+
+async function refresh() {
+  try {
+    const s = await (await fetch("/api/stats", { cache: "no-store" })).json();
+    show("fps", s.live.fps);
+    show("runs", s.live.model_runs_per_frame);
+    if (s.state) { show("faces", s.state.faces); $("device").textContent = s.state.device + " / " + s.state.camera; }
+    if (s.service) {
+      show("temp", s.service.cpu_temperature_c === null ? null : s.service.cpu_temperature_c + " °C");
+      show("outbox", s.service.outbox_depth);
+      show("mqtt", s.service.mqtt_connected ? "connected" : "not connected");
+    }
+  } catch (err) { /* the next refresh tries again */ }
+}
+refresh();
+setInterval(refresh, 2000);
