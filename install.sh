@@ -271,6 +271,7 @@ main() {
     start_service
     log "done. Events: mosquitto_sub -h <broker> -t 'facelens/#' -v"
     log "logs: journalctl -u facelens -f    check: sudo -u $SERVICE_USER $VENV/bin/facelens check --config $CONF_DIR/config.toml"
+    log "aim the camera: set [web] enabled = true in $CONF_DIR/config.toml, restart, then from your computer: ssh -L 8080:127.0.0.1:8080 <user>@<this host> and open http://localhost:8080/ (or: sudo -u $SERVICE_USER $VENV/bin/facelens snapshot --config $CONF_DIR/config.toml --out /tmp/view.jpg)"
 }
 
 main "$@"

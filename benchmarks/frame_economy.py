@@ -112,7 +112,7 @@ def decode_only(video: str) -> float:
 PEER = r"""
 import json, resource, sys, time
 import cv2
-from fer import FER
+from fer.fer import FER  # fer 25.10.3 exports it from there
 det = FER()
 cap = cv2.VideoCapture(sys.argv[1])
 ok, frame = cap.read()

@@ -196,7 +196,9 @@ class RuntimeConfig(_Section):
     models_dir: Path = Field(default_factory=default_models_dir)
     #: off: CPU only; auto: Edge TPU when its library loads; on: refuse to run without it.
     edgetpu: Literal["off", "auto", "on"] = "auto"
-    threads: int = Field(default=2, ge=1, le=16)
+    #: CPU threads per model run. 1: with the frame economy most runs are one small region,
+    #: where a second thread saves little time and costs CPU (benchmarks/README.md).
+    threads: int = Field(default=1, ge=1, le=16)
 
 
 class TrackerConfig(_Section):
