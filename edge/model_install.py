@@ -1,0 +1,142 @@
+"""`facelens models install`: put a trained model on the device, switched on, or refuse it.
+
+The model is checked before anything changes: its manifest must describe exactly this file
+(sha256), the runtime must load it with the manifest's tensor shapes, and its task must be one
+the service has a place for (face_detection, or a head's name). Only then are the file and its
+manifest copied into the models directory (owned like the directory, written whole and renamed
+into place) and the config's entry for that task switched to it. A wrong or corrupt file
+changes nothing: the model in service keeps serving.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from facelens.edge.config import ConfigError, load_config
+from facelens.edge.contract import DETECTION_TASK, ManifestError, ModelManifest
+from facelens.edge.events import DOCUMENTED_HEADS
+from facelens.edge.runtime import open_model
+
+
+@dataclass(frozen=True)
+class Installed:
+    manifest: ModelManifest
+    model_path: Path
+    manifest_path: Path
+    config_key: str
+    config_changed: bool
+
+
+def find_manifest_for(model: Path, manifest: Path | None) -> Path:
+    """The manifest given, else MODEL.json beside MODEL.tflite."""
+    if manifest is not None:
+        return manifest
+    beside = model.with_suffix(".json")
+    if not beside.is_file():
+        raise ManifestError(f"no manifest for {model}: expected {beside} (or pass --manifest; "
+                            "facelens-train and facelens-convert write one beside the model)")
+    return beside
+
+
+def config_key(task: str) -> tuple[str, str]:
+    """(TOML table, config key) that names the model for a task."""
+    if task == DETECTION_TASK:
+        return "detector", "detector.model"
+    if task in DOCUMENTED_HEADS:
+        return task, f"{task}.model"
+    return f"heads.{task}", f"heads.{task}.model"
+
+
+def verify(model: Path, manifest_path: Path) -> ModelManifest:
+    """Everything the service would check at start, on a staged copy: hash, runtime, shapes."""
+    if not model.is_file():
+        raise ManifestError(f"model file not found: {model}")
+    manifest = ModelManifest.load(manifest_path)
+    manifest.verify_file(model)  # sha256: the manifest describes exactly this file
+    with tempfile.TemporaryDirectory(prefix="facelens-install-") as tmp:
+        staged = Path(tmp)
+        shutil.copyfile(model, staged / manifest.file)
+        manifest.save(staged / f"{manifest.name}.json")
+        open_model(staged / f"{manifest.name}.json", edgetpu="off", num_threads=1)
+    return manifest
+
+
+def _place(data: bytes, dest: Path, like: Path) -> None:
+    """Write `dest` whole, then rename it into place, owned and moded like the directory's
+    files should be (the service's user reads them; nobody else writes them)."""
+    tmp = dest.with_name(f".{dest.name}.part")
+    tmp.write_bytes(data)
+    st = like.stat()
+    if os.geteuid() == 0:
+        os.chown(tmp, st.st_uid, st.st_gid)
+    tmp.chmod(0o640)
+    tmp.replace(dest)
+
+
+def switch_config(config: Path, table: str, name: str) -> bool:
+    """Set `model = "<name>"` in [table] of the TOML file, keeping every other line; the result
+    must load as a valid config before it replaces the file."""
+    text = config.read_text() if config.exists() else ""
+    line = f'model = "{name}"'
+    header = re.compile(rf"^\s*\[{re.escape(table)}\]\s*(#.*)?$", re.M)
+    m = header.search(text)
+    if m is None:
+        new = text.rstrip("\n") + ("\n\n" if text.strip() else "") + f"[{table}]\n{line}\n"
+    else:
+        start = m.end()
+        nxt = re.compile(r"^\s*\[", re.M).search(text, start)
+        end = nxt.start() if nxt else len(text)
+        body = text[start:end]
+        key = re.compile(r"^(\s*)model\s*=.*$", re.M)
+        if key.search(body):
+            body = key.sub(lambda k: f"{k.group(1)}{line}", body, count=1)
+        else:
+            body = "\n" + line + body
+        new = text[:start] + body + text[end:]
+    if new == text:
+        return False
+    tmp = config.with_name(f".{config.name}.part")
+    tmp.write_text(new)
+    try:
+        load_config(tmp, environ={})
+    except ConfigError as exc:
+        tmp.unlink()
+        raise ConfigError(f"switching {config} to {name!r} would make it invalid: {exc}") from exc
+    if config.exists():
+        st = config.stat()
+        if os.geteuid() == 0:
+            os.chown(tmp, st.st_uid, st.st_gid)
+        tmp.chmod(st.st_mode & 0o777)
+    tmp.replace(config)
+    return True
+
+
+def install(model: Path, manifest_path: Path | None, models_dir: Path,
+            config: Path | None) -> Installed:
+    """Verify, copy into `models_dir`, and switch the config's entry for the model's task."""
+    manifest_path = find_manifest_for(model, manifest_path)
+    manifest = verify(model, manifest_path)
+    table, key = config_key(manifest.task)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    dest_model = models_dir / manifest.file
+    dest_manifest = models_dir / f"{manifest.name}.json"
+    for other in sorted(models_dir.glob("*.json")):
+        try:
+            used = ModelManifest.load(other)
+        except ManifestError:
+            continue
+        if used.file == manifest.file and used.name != manifest.name \
+                and used.sha256 != manifest.sha256:
+            raise ManifestError(f"{dest_model} is the file of model {used.name!r} "
+                                f"({other}); give this model's file another name in its "
+                                "manifest so both can stay")
+    _place(model.read_bytes(), dest_model, models_dir)
+    _place((manifest.model_dump_json(indent=2, exclude_none=True) + "\n").encode(),
+           dest_manifest, models_dir)
+    changed = switch_config(config, table, manifest.name) if config is not None else False
+    return Installed(manifest, dest_model, dest_manifest, key, changed)
