@@ -1,4 +1,4 @@
-"""`facelens run | check | snapshot | models fetch | models install`: the service and its tools.
+"""`facelens run | check | snapshot | collect | models fetch | install`: the service, its tools.
 
 Exit status: 0 fine, 2 configuration error, 3 model error, 4 source error, 5 MQTT broker
 unreachable (check only), 1 anything else.
@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     for name, text in (("run", "run the service (events as JSON lines on stdout)"),
                        ("check", "validate config, load models, open the source, report"),
-                       ("snapshot", "one annotated frame from the camera, as a JPEG file")):
+                       ("snapshot", "one annotated frame from the camera, as a JPEG file"),
+                       ("collect", "save the best real face crops of each person seen, for "
+                                   "training (opt-in; writes only to --out)")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--config", type=Path, default=os.environ.get("FACELENS_CONFIG"),
                        help="TOML config file (default: $FACELENS_CONFIG, else built-in "
@@ -40,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--models-dir", type=Path, help="override runtime.models_dir")
         if name == "run":
             p.add_argument("--max-frames", type=int, help="stop after N frames")
+        if name == "collect":
+            p.add_argument("--out", type=Path, required=True,
+                           help="folder for the crops (PNG) and their JSON sidecars")
+            p.add_argument("--max", type=int, default=200, help="crops at most (default 200)")
+            p.add_argument("--min-face-px", type=int, default=40,
+                           help="smallest face kept, in pixels (default 40)")
         if name == "snapshot":
             p.add_argument("--out", type=Path, required=True, help="the JPEG to write")
             p.add_argument("--frames", type=int, default=5,
@@ -122,6 +130,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from facelens.edge.collect import collect
+
+    cfg = _config(args)
+    _setup_logging("WARNING")
+    got = collect(cfg, args.out, max_crops=args.max, min_face_px=args.min_face_px)
+    print(f"{args.out}: {got['crops']} face crops of {got['tracks']} people from "
+          f"{got['frames']} frames (delete the folder to delete them)")
+    return 0
+
+
 def cmd_snapshot(args: argparse.Namespace) -> int:
     """For owners aiming a camera over ssh: what the service would see, drawn."""
     from facelens.edge.pipeline import Pipeline
@@ -189,6 +208,7 @@ def cmd_models_install(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": cmd_run, "check": cmd_check, "snapshot": cmd_snapshot,
+               "collect": cmd_collect,
                "models": cmd_models}[args.command]
     try:
         return handler(args)

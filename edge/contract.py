@@ -32,6 +32,9 @@ AUTHENTICITY_LABELS: tuple[str, ...] = ("real", "fake")
 #: The task of a face detector; every other task names a classifier head (emotion,
 #: authenticity, or a user's own, e.g. age or mask).
 DETECTION_TASK = "face_detection"
+#: The task of a face-landmark model (MediaPipe's face mesh: 468 points per face crop), used
+#: on the workstation for self-blend masks and face-swap evaluation.
+LANDMARK_TASK = "face_landmarks"
 
 Colour = Literal["gray", "rgb", "bgr"]
 
@@ -90,8 +93,9 @@ class OutputSpec(_Strict):
     The device, the converter and training all ask here, never decide for themselves."""
 
     #: softmax: probabilities already; sigmoid: one probability, of the positive label;
-    #: logits: apply softmax. Detectors use "blazeface".
-    activation: Literal["softmax", "sigmoid", "logits", "blazeface"] = "softmax"
+    #: logits: apply softmax. Detectors use "blazeface"; landmark models "landmarks"
+    #: (x, y, z per point, in input pixels).
+    activation: Literal["softmax", "sigmoid", "logits", "blazeface", "landmarks"] = "softmax"
     anchors: tuple[AnchorLayer, ...] = ()
     #: The positive class of a two-label model: what a sigmoid output is the probability of
     #: and what a head's threshold decides on. Default for two labels: the last one.
@@ -162,6 +166,11 @@ class ModelManifest(_Strict):
             if out.activation != "blazeface" or not out.anchors:
                 raise ValueError("a face_detection manifest needs output.activation 'blazeface' "
                                  "and its output.anchors")
+            return
+        if (self.task == LANDMARK_TASK) != (out.activation == "landmarks"):
+            raise ValueError("a face_landmarks manifest, and only one, has output.activation "
+                             "'landmarks'")
+        if self.task == LANDMARK_TASK:
             return
         if out.activation == "blazeface":
             raise ValueError(f"a {self.task} model cannot have a 'blazeface' output")

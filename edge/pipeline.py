@@ -17,7 +17,7 @@ from facelens.edge.classify import Classifier
 from facelens.edge.config import Config
 from facelens.edge.contract import DETECTION_TASK, ManifestError
 from facelens.edge.detect import DETECTORS
-from facelens.edge.detect.base import Box, Detector, crop, iou
+from facelens.edge.detect.base import Box, Detection, Detector, crop, iou
 from facelens.edge.detect.blazeface import tile_windows
 from facelens.edge.events import FaceEvent, FaceView, FrameView
 from facelens.edge.heads import Head, HeadRule, rules
@@ -134,7 +134,7 @@ class Pipeline:
         self.cadence = HeadCadence(cfg.scan.heads_every_frames)
         self.times = StageTimes()
         self.economy = Economy()
-        self.faces_last = 0
+        self.last_faces: list[Detection] = []
         self.frame_no = 0
         self.last_plan: ScanPlan | None = None
         self._tiles: tuple[tuple[int, int], list[Box]] = ((0, 0), [])  # for views
@@ -186,7 +186,7 @@ class Pipeline:
             observations.append(Observation(det, scores))
         h, w = frame.image.shape[:2]
         events = self.tracker.update(observations, frame.t, frame.wall, (w, h))
-        self.faces_last = len(faces)
+        self.last_faces = faces
         times["frame"] = (time.perf_counter() - t0) * 1000
         self.times.add(times)
         return events

@@ -21,6 +21,7 @@ import numpy as np
 
 from facelens.edge.contract import (
     DETECTION_TASK,
+    LANDMARK_TASK,
     ManifestError,
     ModelManifest,
     Quantization,
@@ -172,6 +173,12 @@ def _check_shapes(manifest: ModelManifest, path: Path, inputs: list[dict],
         if shapes != want:
             raise ManifestError(f"detector {path} outputs {shapes}, but its manifest's anchors "
                                 f"need {want}")
+        return
+    if manifest.task == LANDMARK_TASK:
+        widths = [int(np.prod(o["shape"])) for o in outputs]
+        if not any(w >= 18 and w % 3 == 0 for w in widths):
+            raise ManifestError(f"landmark model {path} outputs {widths} values; expected x, y, "
+                                "z per point")
         return
     n_out = manifest.output_width
     got_out = tuple(int(x) for x in outputs[0]["shape"])

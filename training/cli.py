@@ -49,6 +49,12 @@ def parser() -> argparse.ArgumentParser:
         if task == "authenticity":
             p.add_argument("--self-blend", action="store_true",
                            help="make the fakes from real faces (Shiohara & Yamasaki 2022)")
+            p.add_argument("--mask", choices=["landmarks", "ellipse"], default="landmarks",
+                           help="self-blend mask: the face mesh's hull (default; needs "
+                                "`facelens models fetch`) or an ellipse")
+            p.add_argument("--models-dir", type=Path,
+                           help="where the stock face_landmark model is (default: "
+                                "facelens's models directory)")
     ap.add_argument("--debug", action="store_true",
                     help="on an error, also print its cause chain with tracebacks "
                          "(or set FACELENS_DEBUG=1)")
@@ -73,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                         patience=args.patience, seed=args.seed, size=args.size,
                         colour=args.colour, range=(lo, hi), augment=not args.no_augment,
                         class_weights=not args.no_class_weights,
-                        self_blend=getattr(args, "self_blend", False), init=args.init,
+                        self_blend=getattr(args, "self_blend", False),
+                        mask=getattr(args, "mask", "landmarks"),
+                        models_dir=getattr(args, "models_dir", None), init=args.init,
                         init_manifest=args.init_manifest,
                         trainable_layers=args.trainable_layers, shots=args.shots)
     try:

@@ -49,6 +49,28 @@ def plot_confusion(matrix: list[list[int]], classes: tuple[str, ...], path: Path
     return path
 
 
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> Path:
+    """ROC curves, one per evaluation set: (true labels, probability of the positive class)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (labels, scores) in curves.items():
+        if len(np.unique(labels)) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(labels, scores)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f}, "
+                                f"n={len(labels)})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def write_json(data: dict, path: Path) -> Path:
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path

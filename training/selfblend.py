@@ -81,14 +81,17 @@ def self_blend(face: np.ndarray, rng: np.random.Generator, points: np.ndarray | 
     return np.clip(np.round(fake), 0, 255).astype(np.uint8), mask
 
 
-def self_blended_set(real: list[np.ndarray], seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+def self_blended_set(real: list[np.ndarray], seed: int,
+                     points: list[np.ndarray | None] | None = None
+                     ) -> tuple[list[np.ndarray], np.ndarray]:
     """Each real face and one self-blended fake of it: images and labels (0 real, 1 fake),
-    balanced by construction."""
+    balanced by construction. With `points` (each face's landmarks, or None), the blend mask
+    is their hull, as in the SBI paper; else the ellipse."""
     rng = np.random.default_rng(seed)
     images, labels = [], []
-    for face in real:
+    for i, face in enumerate(real):
         images.append(face)
         labels.append(0)
-        images.append(self_blend(face, rng)[0])
+        images.append(self_blend(face, rng, points[i] if points else None)[0])
         labels.append(1)
     return images, np.array(labels, np.int64)

@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from facelens.edge.config import default_models_dir
 from facelens.edge.contract import (
     AUTHENTICITY_LABELS,
     FER2013_LABELS,
@@ -33,7 +34,9 @@ from facelens.training.archs import ARCHS
 from facelens.training.selfblend import self_blended_set
 from facelens.training.splits import authenticity_splits, emotion_splits, stratified_split
 from facelens.workstation.datasets import DatasetError, FaceSet, read_faces, read_image_folder
+from facelens.workstation.faceswap import swap_set
 from facelens.workstation.kerasmodel import find_manifest, load_keras, loss_for
+from facelens.workstation.landmarks import FaceLandmarker
 from facelens.workstation.metrics import classification_metrics
 from facelens.workstation.tfenv import keras, tf
 
@@ -55,6 +58,11 @@ class TrainOptions:
     augment: bool = True
     class_weights: bool = True
     self_blend: bool = False
+    #: Self-blend mask: "landmarks" (the face mesh's hull, SBI's choice; the ellipse for a
+    #: face the landmark model does not see) or "ellipse".
+    mask: str = "landmarks"
+    #: Where the stock face_landmark model is (default: the device's models directory).
+    models_dir: Path | None = None
     #: Transfer learning: start from this model (its manifest sets the contract) …
     init: Path | None = None
     init_manifest: Path | None = None
@@ -82,10 +90,22 @@ def load_splits(data: Path, opts: TrainOptions) -> dict[str, FaceSet]:
     if len(real) < 4:
         raise DatasetError(f"{data}: {len(real)} real faces; self-blending needs at least 4")
     keep, held = stratified_split(np.zeros(len(real), np.int64), 0.2, opts.seed)
+    landmarker = (FaceLandmarker.open(opts.models_dir or default_models_dir())
+                  if opts.mask == "landmarks" else None)
+    points = ([landmarker.points(face) for face in real.images] if landmarker
+              else [None] * len(real))
     out = {}
     for name, idx in (("train", keep), ("val", held)):
-        images, labels = self_blended_set([real.images[i] for i in idx], opts.seed + len(name))
+        images, labels = self_blended_set([real.images[i] for i in idx], opts.seed + len(name),
+                                          [points[i] for i in idx])
         out[name] = FaceSet(images, labels, AUTHENTICITY_LABELS)
+    # Fakes made another way, from the held-out real faces only, never trained on.
+    if landmarker is not None:
+        images, labels = swap_set([real.images[i] for i in held], [points[i] for i in held])
+        if len(images):
+            out["face_swap"] = FaceSet(images, labels, AUTHENTICITY_LABELS)
+    log.info("self-blend masks: %s (%d of %d faces with landmarks)", opts.mask,
+             sum(p is not None for p in points), len(real))
     return out
 
 
@@ -208,11 +228,16 @@ def train(data: str | Path, out_dir: str | Path, opts: TrainOptions) -> dict:
     model.save(model_path)
     history = _read_history(history_csv)
     evaluation: dict[str, dict] = {}
-    for name in ("val", "test"):
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in ("val", "test", "face_swap"):
         if name in splits:
             probs = output.probabilities(model.predict(xs[name], verbose=0, batch_size=256),
                                          classes)
             evaluation[name] = classification_metrics(splits[name].y, probs, classes)
+            if len(classes) == 2:
+                curves[name] = (splits[name].y, probs[:, 1])
+    if curves:
+        report.plot_roc(curves, out / "roc.png", f"{opts.task}: ROC per evaluation set")
     final = "test" if "test" in evaluation else "val"
     report.plot_curves(history, out / "curves.png")
     report.plot_confusion(evaluation[final]["confusion_matrix"], classes,
@@ -231,6 +256,7 @@ def train(data: str | Path, out_dir: str | Path, opts: TrainOptions) -> dict:
         "epochs_run": len(history.get("loss", [])), "seconds": round(seconds, 1),
         "parameters": int(model.count_params()),
         "samples": {k: len(v) for k, v in splits.items()},
+        **({"self_blend_mask": opts.mask} if opts.self_blend else {}),
         "evaluated_on": final, **evaluation,
     }
     report.write_json(metrics, out / "metrics.json")
