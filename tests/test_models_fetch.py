@@ -13,9 +13,10 @@ from facelens.edge.models import FetchError, fetch_stock_models, resolve_manifes
 from tests.conftest import CACHE, FACELENS
 
 
-def test_stock_manifests_describe_the_three_stock_models():
+def test_stock_manifests_describe_the_four_stock_models():
     names = set(stock_manifests())
-    assert names == {"blazeface_full_range", "blazeface_short_range", "emotion_mini_xception"}
+    assert names == {"blazeface_full_range", "blazeface_short_range", "emotion_mini_xception",
+                     "face_landmark"}
 
 
 def test_fetch_installs_verified_files_and_manifests(models_dir, tmp_path, cli_env):

@@ -99,7 +99,7 @@ def test_self_blend_trains_from_real_faces_only(tmp_path):
         cv2.imwrite(str(real / f"{i:03d}.png"), face)
     m = train(tmp_path / "faces", tmp_path / "run",
               TrainOptions(task="authenticity", self_blend=True, mask="ellipse", epochs=3,
-                           batch_size=16))
+                           batch_size=16, models_dir=tmp_path))  # no landmark model there
     assert m["samples"] == {"train": 96, "val": 24}  # each face and its blended fake
     assert np.array(m["val"]["confusion_matrix"]).sum(axis=1).tolist() == [12, 12]
     assert "roc_auc" in m["val"]

@@ -90,14 +90,15 @@ def load_splits(data: Path, opts: TrainOptions) -> dict[str, FaceSet]:
     if len(real) < 4:
         raise DatasetError(f"{data}: {len(real)} real faces; self-blending needs at least 4")
     keep, held = stratified_split(np.zeros(len(real), np.int64), 0.2, opts.seed)
-    landmarker = (FaceLandmarker.open(opts.models_dir or default_models_dir())
-                  if opts.mask == "landmarks" else None)
+    # Landmarks: the blend masks (with --mask landmarks) and the face-swap evaluation.
+    landmarker = FaceLandmarker.open(opts.models_dir or default_models_dir())
     points = ([landmarker.points(face) for face in real.images] if landmarker
               else [None] * len(real))
+    masks = points if opts.mask == "landmarks" else [None] * len(real)
     out = {}
     for name, idx in (("train", keep), ("val", held)):
         images, labels = self_blended_set([real.images[i] for i in idx], opts.seed + len(name),
-                                          [points[i] for i in idx])
+                                          [masks[i] for i in idx])
         out[name] = FaceSet(images, labels, AUTHENTICITY_LABELS)
     # Fakes made another way, from the held-out real faces only, never trained on.
     if landmarker is not None:
