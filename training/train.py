@@ -192,6 +192,9 @@ def train(data: str | Path, out_dir: str | Path, opts: TrainOptions) -> dict:
     data, out = Path(data), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(opts.seed)
+    # The same data, options and seed give the same model: without this, TensorFlow's
+    # multi-threaded CPU kernels sum in varying order and small runs drift apart.
+    tf.config.experimental.enable_op_determinism()
     classes = classes_for(opts.task)
     splits = load_splits(data, opts)
     if opts.shots:
