@@ -27,11 +27,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
-    "full scan every frame (3x2 tiles), 2 threads": {"motion": {"enabled": False}},
-    "full scan every frame (3x2 tiles), 1 thread": {"motion": {"enabled": False},
-                                                    "runtime": {"threads": 1}},
-    "motion + regions, 2 threads": {},
-    "motion + regions, 1 thread": {"runtime": {"threads": 1}},
+    "full scan every frame (3x2 tiles), 2 threads": {"motion": {"enabled": False},
+                                                     "runtime": {"threads": 2}},
+    "full scan every frame (3x2 tiles), 1 thread": {"motion": {"enabled": False}},
+    "motion + regions, 2 threads": {"runtime": {"threads": 2}},
+    "motion + regions, 1 thread (default)": {},
+    "motion + regions, short-range model in regions, 1 thread": {
+        "detector": {"region_model": "blazeface_short_range"}},
 }
 
 
@@ -47,7 +49,9 @@ def measure(video: str, truth: str, overrides: dict, models: str) -> dict:
     sections.setdefault("runtime", {}).update({"models_dir": models, "edgetpu": "off"})
     pipeline = Pipeline(load_config(None, environ={}, overrides=sections))
     inference = [0.0]
-    models_run = [pipeline.detector.model] + [h.classifier.model for h in pipeline.heads]
+    detectors = [pipeline.detector, getattr(pipeline.detector, "regions", None)]
+    models_run = [d.model for d in detectors if d is not None]
+    models_run += [h.classifier.model for h in pipeline.heads]
     for m in models_run:  # the limit: time inside the interpreter only
         run = m.run
 

@@ -39,7 +39,7 @@ def main() -> None:
         while (frame := reader.get()) is not None:
             pipeline.process(frame)
             rows.append(pipeline.times.last)
-            faces.append(pipeline.faces_last)
+            faces.append(len(pipeline.last_faces))
         reader.close()
     busy = [r for r, n in zip(rows, faces, strict=True) if n]
     print(f"{len(rows)} frames at 640x480, {len(busy)} with faces "

@@ -216,3 +216,97 @@ def write_face_folder(folder: str | Path, count: int = 100) -> Path:
     for i, img in enumerate(face_crops(count)):
         cv2.imwrite(str(folder / f"face{i:03d}.png"), img)
     return folder
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """One person in the room-camera video: the frames their whole face is in view, its
+    height, and its box per frame."""
+
+    name: str
+    face_px: int
+    boxes: dict[int, tuple[float, float, float, float]]
+
+    @property
+    def first(self) -> int:
+        return min(self.boxes)
+
+    @property
+    def last(self) -> int:
+        return max(self.boxes)
+
+
+@dataclass(frozen=True)
+class RoomCameraVideo:
+    path: Path
+    fps: float
+    total_frames: int
+    visitors: list[Visitor]
+    light_switch_frame: int  # the frame the room's light jumps (nobody is there)
+
+    @property
+    def empty_fraction(self) -> float:
+        busy = set().union(*(v.boxes for v in self.visitors)) if self.visitors else set()
+        return 1 - len(busy) / self.total_frames
+
+
+def room_camera_video(path: str | Path, *, seconds: float = 180, fps: float = 10.0,
+                      visitors: int = 15, seed: int = 0) -> RoomCameraVideo:
+    """What a shelf camera sees all day: a still room with sensor noise and slow light drift
+    (and once, the light switched up), and people (faces 35–90 px, upright, tilted, mirrored)
+    who walk in from a side, stay 2.5–5.5 s swaying a little, and walk out; nobody there most of
+    the time. Frames are written as they are made (a 3-minute video does not fit in memory)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * fps)
+    base = background().astype(np.float32)
+    photos = [astronaut(), cameraman(), tilted(astronaut(), 12, mirror=True),
+              tilted(cameraman(), -10, mirror=True), tilted(astronaut(), -15),
+              tilted(cameraman(), 8)]
+    # Arrivals spread over the video, each visit: 1 s in, 3-8 s stay, 1 s out.
+    walk = int(fps)
+    plans = []
+    slot = n // visitors
+    for k in range(visitors):
+        stay = int(rng.uniform(2.5, 5.5) * fps)
+        start = k * slot + int(rng.integers(0, max(1, slot - stay - 2 * walk)))
+        size = int(rng.integers(35, 91))
+        y = int(rng.integers(20, FRAME_H - 2 * size - 20))
+        x = int(rng.integers(size, FRAME_W - 2 * size))
+        side = -1 if rng.random() < 0.5 else 1
+        plans.append((photos[k % len(photos)], start, stay, size, x, y, side))
+    light_switch = n // 2 + slot // 2
+    while any(p[1] <= light_switch <= p[1] + p[2] + 2 * walk for p in plans):
+        light_switch += 1  # switch the light in an empty room
+    path = Path(path)
+    fourcc = cv2.VideoWriter_fourcc(*"MJPG")
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (FRAME_W, FRAME_H))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    truth: list[dict[int, tuple[float, float, float, float]]] = [{} for _ in plans]
+    for i in range(n):
+        gain = 1.0 + 0.06 * np.sin(2 * np.pi * i / (60 * fps)) + (0.25 if i >= light_switch
+                                                                   else 0.0)
+        canvas = np.clip(base * gain, 0, 255).astype(np.uint8)
+        for k, (photo, start, stay, size, x, y, side) in enumerate(plans):
+            t = i - start
+            if t < 0 or t >= stay + 2 * walk:
+                continue
+            off = (FRAME_W + 2 * size) * side  # where they come from and go to
+            if t < walk:
+                px = x + off * (1 - t / walk)
+            elif t < walk + stay:
+                px = x + 3 * np.sin(t / fps)
+            else:
+                px = x + off * (t - walk - stay) / walk
+            try:
+                box = paste_face(canvas, photo, int(px), int(y + 2 * np.sin(t / 7)), size)
+            except ValueError:
+                continue
+            if box[0] >= 0 and box[2] <= FRAME_W:
+                truth[k][i] = box
+        noise = rng.normal(0, 2.5, canvas.shape)
+        writer.write(np.clip(canvas + noise, 0, 255).astype(np.uint8))
+    writer.release()
+    people = [Visitor(f"{p[0].name}#{k}", p[3], boxes)
+              for k, (p, boxes) in enumerate(zip(plans, truth, strict=True)) if boxes]
+    return RoomCameraVideo(path, fps, n, people, light_switch)

@@ -98,6 +98,10 @@ class DetectorConfig(_Section):
     kind: str = "blazeface"
     #: A manifest name in the models directory, or a path to a manifest.
     model: str = "blazeface_full_range"
+    #: The model for regions around motion and faces (see [scan]); "" = `model`. In a region
+    #: faces are large, and "blazeface_short_range" (4x fewer MACs) halves the CPU, but it
+    #: loses faces now and then, which splits tracks (benchmarks/README.md): opt-in.
+    region_model: str = ""
     min_score: float = Field(default=0.5, gt=0, lt=1)
     nms_iou: float = Field(default=0.3, gt=0, lt=1)
     #: Columns × rows of overlapping tiles run besides the whole frame; [1, 1] = whole frame only.

@@ -144,6 +144,8 @@ class BlazeFaceDetector:
         self.tiles, self.tile_overlap, self.min_face_px = tiles, tile_overlap, min_face_px
         self.last_latency_ms = 0.0
         self.last_runs = 0
+        #: Runs the regions instead, when set (a smaller model: its faces are large there).
+        self.regions: BlazeFaceDetector | None = None
 
     def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float, float, float]:
         """Fit the image into the square input without distortion; returns (tensor, scale,
@@ -195,7 +197,13 @@ class BlazeFaceDetector:
 
     def detect_regions(self, image: np.ndarray, regions: Sequence[Box]) -> list[Detection]:
         """Only these regions of the frame (where something moved, where faces are), each
-        scaled to the model's input: a small region gives its faces more input pixels."""
+        scaled to the model's input: a small region gives its faces more input pixels. With
+        a region detector (the short-range model), it does this work."""
+        if self.regions is not None:
+            faces = self.regions.detect_regions(image, regions)
+            self.last_runs, self.last_latency_ms = self.regions.last_runs, \
+                self.regions.last_latency_ms
+            return faces
         h, w = image.shape[:2]
         return self._detect_windows(image, [region_window(r, w, h) for r in regions])
 
@@ -229,5 +237,15 @@ def build(cfg: Config) -> BlazeFaceDetector:
     if model.manifest.task != DETECTION_TASK:
         raise ManifestError(f"detector.model = {d.model!r} is a {model.manifest.task} model, "
                             "not a face detector")
-    return BlazeFaceDetector(model, min_score=d.min_score, nms_iou=d.nms_iou, tiles=d.tiles,
-                             tile_overlap=d.tile_overlap, min_face_px=d.min_face_px)
+    detector = BlazeFaceDetector(model, min_score=d.min_score, nms_iou=d.nms_iou,
+                                 tiles=d.tiles, tile_overlap=d.tile_overlap,
+                                 min_face_px=d.min_face_px)
+    if d.region_model and d.region_model != d.model:
+        small = open_configured("detector.region_model", d.region_model, cfg.runtime)
+        if small.manifest.task != DETECTION_TASK:
+            raise ManifestError(f"detector.region_model = {d.region_model!r} is a "
+                                f"{small.manifest.task} model, not a face detector")
+        detector.regions = BlazeFaceDetector(small, min_score=d.min_score, nms_iou=d.nms_iou,
+                                             min_face_px=d.min_face_px)
+        detector.backend += f"; regions: {small.manifest.name}"
+    return detector
