@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from facelens.edge import __version__
@@ -157,6 +158,8 @@ class Daemon:
             economy=self.pipeline.economy.take_window(),
             models=self.pipeline.describe(), cpu_temperature_c=cpu_temperature())
         self._stats_since = now
+        for pub in self.publishers:
+            stats = replace(stats, **pub.health())  # type: ignore[arg-type]
         for pub in self.publishers:
             pub.publish_stats(stats)
 

@@ -74,6 +74,8 @@ def test_every_payload_follows_its_schema(broker, astronaut_clip, cli_env, tmp_p
     for s in stats:
         validate(s, "stats")
     assert stats[-1]["frames_processed"] > 0 and "detector" in stats[-1]["latency_ms"]
+    # Every output's part of the health report is in the one report (the live page shows it).
+    assert stats[-1]["mqtt_connected"] is True and stats[-1]["outbox_depth"] >= 0
     assert "ai-edge-litert" in stats[-1]["models"]["detector"]
     assert sub.on(f"{BASE}/available")[0] == b"online"
     assert not sub.on(f"{BASE}/{CAMERA}/snapshot")  # images stay on the device by default

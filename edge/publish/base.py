@@ -13,6 +13,11 @@ class Publisher:
     def publish_state(self, state: CameraState) -> None:
         """The camera's present changed (faces, dominant emotion, fake present)."""
 
+    def health(self) -> dict[str, int | bool]:
+        """This output's part of the health report (ServiceStats fields, e.g. the outbox
+        depth); the daemon puts every output's part into the one report all of them get."""
+        return {}
+
     def publish_stats(self, stats: ServiceStats) -> None:
         """Periodic health report."""
 

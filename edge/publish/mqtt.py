@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -220,12 +220,13 @@ class MqttPublisher(Publisher):
         if self._connected.is_set():
             self.client.publish(self.topics.state, state.to_json(), qos=1, retain=True)
 
+    def health(self) -> dict[str, int | bool]:
+        return {"outbox_depth": self.outbox.depth(), "events_dropped": self.outbox.dropped(),
+                "mqtt_connected": self._connected.is_set()}
+
     def publish_stats(self, stats: ServiceStats) -> None:
-        if not self._connected.is_set():
-            return
-        stats = replace(stats, outbox_depth=self.outbox.depth(),
-                        events_dropped=self.outbox.dropped(), mqtt_connected=True)
-        self.client.publish(self.topics.stats, stats.to_json(), qos=1, retain=True)
+        if self._connected.is_set():
+            self.client.publish(self.topics.stats, stats.to_json(), qos=1, retain=True)
 
     def publish_snapshot(self, snapshot: Snapshot) -> None:
         if self._connected.is_set():
