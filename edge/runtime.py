@@ -140,7 +140,8 @@ def open_model(manifest_path: str | Path, *, edgetpu: EdgeTpuMode = "off",
             backend = f"{runtime_name} / edgetpu"
         else:
             interp = mod.Interpreter(model_path=str(path), num_threads=num_threads)
-            backend = f"{runtime_name} / cpu ({num_threads} threads)"
+            backend = (f"{runtime_name} / cpu ({num_threads} thread"
+                       f"{'' if num_threads == 1 else 's'})")
         interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         hint = (" (an *_edgetpu.tflite model needs the Edge TPU delegate)"
