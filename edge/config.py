@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from facelens.edge.contract import DETECTION_TASK
 from facelens.edge.errors import DEBUG_ENV, FaceLensError
 from facelens.edge.events import DOCUMENTED_HEADS
 
@@ -354,6 +355,16 @@ class Config(_Section):
     def head_configs(self) -> dict[str, HeadConfig]:
         """Every head by name, the documented two first, in the order events list them."""
         return {"emotion": self.emotion, "authenticity": self.authenticity, **self.heads}
+
+
+def model_key(task: str) -> tuple[str, str]:
+    """(TOML table, config key) that names the model serving `task`: the detector, one of the
+    two documented heads, or a [heads.<task>] table."""
+    if task == DETECTION_TASK:
+        return "detector", "detector.model"
+    if task in DOCUMENTED_HEADS:
+        return task, f"{task}.model"
+    return f"heads.{task}", f"heads.{task}.model"
 
 
 # -- loading -------------------------------------------------------------------------------

@@ -17,9 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from facelens.edge.config import ConfigError, load_config
-from facelens.edge.contract import DETECTION_TASK, ManifestError, ModelManifest
-from facelens.edge.events import DOCUMENTED_HEADS
+from facelens.edge.config import ConfigError, load_config, model_key
+from facelens.edge.contract import ManifestError, ModelManifest
 from facelens.edge.runtime import open_model
 
 
@@ -41,15 +40,6 @@ def find_manifest_for(model: Path, manifest: Path | None) -> Path:
         raise ManifestError(f"no manifest for {model}: expected {beside} (or pass --manifest; "
                             "facelens-train and facelens-convert write one beside the model)")
     return beside
-
-
-def config_key(task: str) -> tuple[str, str]:
-    """(TOML table, config key) that names the model for a task."""
-    if task == DETECTION_TASK:
-        return "detector", "detector.model"
-    if task in DOCUMENTED_HEADS:
-        return task, f"{task}.model"
-    return f"heads.{task}", f"heads.{task}.model"
 
 
 def verify(model: Path, manifest_path: Path) -> ModelManifest:
@@ -121,7 +111,7 @@ def install(model: Path, manifest_path: Path | None, models_dir: Path,
     """Verify, copy into `models_dir`, and switch the config's entry for the model's task."""
     manifest_path = find_manifest_for(model, manifest_path)
     manifest = verify(model, manifest_path)
-    table, key = config_key(manifest.task)
+    table, key = model_key(manifest.task)
     models_dir.mkdir(parents=True, exist_ok=True)
     dest_model = models_dir / manifest.file
     dest_manifest = models_dir / f"{manifest.name}.json"

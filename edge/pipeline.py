@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from facelens.edge.classify import Classifier
-from facelens.edge.config import Config
+from facelens.edge.config import Config, model_key
 from facelens.edge.contract import DETECTION_TASK, ManifestError
 from facelens.edge.detect import DETECTORS
 from facelens.edge.detect.base import Box, Detection, Detector, crop, iou
@@ -109,7 +109,7 @@ def build_heads(cfg: Config) -> list[Head]:
     for name, hc in cfg.head_configs().items():
         if hc.model is None:
             continue
-        key = f"{name}.model" if name in ("emotion", "authenticity") else f"heads.{name}.model"
+        key = model_key(name)[1]
         model = open_configured(key, hc.model, cfg.runtime)
         m = model.manifest
         if m.task != name:
@@ -137,6 +137,7 @@ class Pipeline:
         self.last_faces: list[Detection] = []
         self.frame_no = 0
         self.last_plan: ScanPlan | None = None
+        self.last_detector_runs = 0
         self._tiles: tuple[tuple[int, int], list[Box]] = ((0, 0), [])  # for views
 
     @property
@@ -169,7 +170,8 @@ class Pipeline:
         eco.frames += 1
         eco.full_scans += plan.full
         eco.motion_frames += bool(plan.motion and plan.motion.boxes)
-        eco.detector_runs += self.detector.last_runs if (plan.full or plan.regions) else 0
+        self.last_detector_runs = self.detector.last_runs if (plan.full or plan.regions) else 0
+        eco.detector_runs += self.last_detector_runs
         times = {"motion": (t_motion - t0) * 1000,
                  "detector": (time.perf_counter() - t_motion) * 1000}
         times.update({name: 0.0 for name in self.cfg.head_configs()})
@@ -200,21 +202,13 @@ class Pipeline:
             self._tiles = ((w, h), [(float(t.x0), float(t.y0), float(t.x0 + t.w),
                                      float(t.y0 + t.h))
                                     for t in tile_windows(w, h, *d.tiles, d.tile_overlap)[1:]])
-        faces = []
-        for tr in self.tracker.tracks:
-            labels = {}
-            for name, ht in tr.heads.items():
-                rule = self.tracker.rules[name]
-                k = rule.decide(ht.smoothed)
-                labels[name] = (rule.labels[k], float(ht.smoothed[k]))
-            faces.append(FaceView(tr.track_id, tr.box, tr.confirmed, labels))
+        faces = [FaceView(tr.track_id, tr.box, tr.confirmed, self.tracker.labels(tr))
+                 for tr in self.tracker.tracks]
         return FrameView(frame.image, frame.wall, faces,
                          list(plan.regions) if plan else [],
                          list(plan.motion.boxes) if plan and plan.motion else [],
                          self._tiles[1],
-                         bool(plan and plan.full),
-                         self.detector.last_runs if plan and (plan.full or plan.regions)
-                         else 0)
+                         bool(plan and plan.full), self.last_detector_runs)
 
     def finish(self, frame_t: float, wall: float) -> list[FaceEvent]:
         return self.tracker.finish(frame_t, wall)

@@ -205,6 +205,14 @@ class Tracker:
         ht = track.heads.get(name)
         return None if ht is None else self.rules[name].labels[self._decide(name, ht)]
 
+    def labels(self, track: Track) -> dict[str, tuple[str, float]]:
+        """Each head's current label for a track and its smoothed probability."""
+        out = {}
+        for name, ht in track.heads.items():
+            k = self._decide(name, ht)
+            out[name] = (self.rules[name].labels[k], float(ht.smoothed[k]))
+        return out
+
     def _event(self, kind: str, track: Track, t: float, wall: float) -> FaceEvent:
         track.seq += 1
         track.last_event_t = t
