@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from facelens.edge.pipeline import Pipeline
-    from facelens.edge.sources import open_source
+    from facelens.edge.sources import camera_source
 
     cfg = _config(args)
     _setup_logging("WARNING")
@@ -111,8 +111,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     pipeline = Pipeline(cfg)
     for stage, text in pipeline.describe().items():
         print(f"{stage}: {text}")
-    src = cfg.source
-    source = open_source(src.uri, width=src.width, height=src.height, fps=src.fps)
+    source = camera_source(cfg.source)
     source.open()
     try:
         frame = source.read()
@@ -144,7 +143,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_snapshot(args: argparse.Namespace) -> int:
     """For owners aiming a camera over ssh: what the service would see, drawn."""
     from facelens.edge.pipeline import Pipeline
-    from facelens.edge.sources import open_source
+    from facelens.edge.sources import camera_source
     from facelens.edge.web.annotate import OVERLAYS, annotate, to_jpeg
 
     cfg = _config(args)
@@ -155,8 +154,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         raise ConfigError(f"--overlays {args.overlays!r}: unknown {', '.join(sorted(unknown))}"
                           f" (known: {', '.join(OVERLAYS)})")
     pipeline = Pipeline(cfg)
-    src = cfg.source
-    source = open_source(src.uri, width=src.width, height=src.height, fps=src.fps)
+    source = camera_source(cfg.source)
     source.open()
     try:
         for _ in range(max(1, args.frames)):

@@ -22,7 +22,7 @@ from facelens.edge.config import Config
 from facelens.edge.detect.base import Detection, crop
 from facelens.edge.events import iso_time
 from facelens.edge.pipeline import Pipeline
-from facelens.edge.sources import FrameReader, open_source
+from facelens.edge.sources import open_camera
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,7 @@ def collect(cfg: Config, out: Path, *, max_crops: int = 200,
     """Run the source through the pipeline and write the best crops of each track to `out`."""
     out.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(cfg)
-    src = cfg.source
-    reader = FrameReader(open_source(src.uri, width=src.width, height=src.height, fps=src.fps),
-                         latest_only=src.latest_only)
+    reader = open_camera(cfg.source)
     reader.start()
     tracks: dict[str, TrackCrops] = {}
     frames = 0

@@ -60,14 +60,17 @@ def default_models_dir() -> Path:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # inf and nan pass `gt=0` and then break timers at run time: refused here, by key.
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class _Backoff(_Section):
-    """Retry delays that double from `reconnect_min_s` up to `reconnect_max_s`."""
+    """Retry delays that double from `reconnect_min_s` up to `reconnect_max_s`, each drawn
+    with jitter (edge.retry). The low cap is what brings a camera or a broker back within
+    seconds of its return; one attempt every few seconds costs nothing."""
 
-    reconnect_min_s: float = Field(default=1.0, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
+    reconnect_min_s: float = Field(default=0.5, gt=0, le=3600)
+    reconnect_max_s: float = Field(default=4.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -92,6 +95,13 @@ class SourceConfig(_Backoff):
     latest_only: bool | None = None
     #: Start a video file or image folder again when it ends (demos, soak tests).
     loop: bool = False
+    #: A live source that delivers no frame for this long is closed and reopened (a frozen
+    #: camera or stream that keeps its connection open but sends nothing).
+    stall_s: float = Field(default=5.0, gt=0, le=600)
+    #: Network streams: how long opening one may take.
+    open_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    #: RTSP over TCP (reliable through NAT and Wi-Fi; OpenCV's own default) or UDP.
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
 
 
 class DetectorConfig(_Section):
@@ -245,7 +255,6 @@ class MqttConfig(_Backoff):
     #: QoS of events; state, stats and availability use 1 and are retained where stated.
     qos: Literal[0, 1, 2] = 1
     topic_prefix: str = Field(default="facelens", pattern=r"^[^#+]+$")
-    reconnect_max_s: float = Field(default=60.0, gt=0)
     #: Durable outbox (SQLite). Default: outbox.sqlite3 in the state directory
     #: ($STATE_DIRECTORY under systemd, else ~/.local/share/facelens).
     outbox_path: Path = Field(default_factory=lambda: default_state_dir() / "outbox.sqlite3")

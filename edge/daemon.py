@@ -17,17 +17,19 @@ from pathlib import Path
 
 from facelens.edge import __version__
 from facelens.edge.config import Config
-from facelens.edge.events import CameraState, FaceEvent, ServiceStats, iso_time
+from facelens.edge.events import CameraHealth, CameraState, FaceEvent, ServiceStats, iso_time
 from facelens.edge.notify import SystemdNotifier
 from facelens.edge.pipeline import Pipeline
 from facelens.edge.publish import build_publishers
 from facelens.edge.publish.base import Publisher
 from facelens.edge.publish.snapshot import snapshots
-from facelens.edge.sources import FrameReader, open_source
+from facelens.edge.sources import FrameReader, ReaderStats, open_camera
 
 log = logging.getLogger(__name__)
 
 STATS_LOG_INTERVAL_S = 60.0
+#: How often the camera's health goes to the outputs that show it live (the page).
+HEALTH_INTERVAL_S = 1.0
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
 
 
@@ -53,6 +55,8 @@ class Daemon:
         self.reader: FrameReader | None = None
         self._state: CameraState | None = None
         self._stats_since = self.started
+        self._frames_at_stats = 0
+        self._reader_at_stats = ReaderStats()
 
     def _emit(self, events: Sequence[FaceEvent]) -> None:
         for event in events:
@@ -65,12 +69,8 @@ class Daemon:
 
     def run(self) -> int:
         cfg, pipeline = self.cfg, self.pipeline
-        src = cfg.source
-        source = open_source(src.uri, width=src.width, height=src.height, fps=src.fps)
-        self.reader = reader = FrameReader(
-            source, latest_only=src.latest_only, loop=src.loop,
-            reconnect_min_s=src.reconnect_min_s, reconnect_max_s=src.reconnect_max_s,
-            stop=self.stop)
+        self.reader = reader = open_camera(cfg.source, stop=self.stop)
+        source = reader.source
         try:
             reader.start()
         except Exception:
@@ -85,6 +85,7 @@ class Daemon:
         last_frame = None
         now = time.monotonic()
         next_log, next_stats = now + STATS_LOG_INTERVAL_S, now + cfg.mqtt.stats_interval_s
+        next_health = now
         self._publish_state(time.time())
         try:
             while not self.stop.is_set():
@@ -97,6 +98,11 @@ class Daemon:
                 if now >= next_log:
                     next_log = now + STATS_LOG_INTERVAL_S
                     self._log_stats()
+                if now >= next_health:
+                    next_health = now + HEALTH_INTERVAL_S
+                    health = self._camera_health(now, advance=False)
+                    for pub in self.publishers:
+                        pub.publish_camera(cfg.source.name, health)
                 if frame is None:
                     if reader.ended:
                         log.info("source %s ended after %d frames", source.name, self.frames)
@@ -144,10 +150,29 @@ class Daemon:
             for pub in self.publishers:
                 pub.publish_state(state)
 
+    def _camera_health(self, now: float, *, advance: bool) -> CameraHealth:
+        """The camera's figures since the last stats report; `advance` starts a new window."""
+        assert self.reader is not None
+        r, before = self.reader, self._reader_at_stats
+        dt = max(now - self._stats_since, 1e-3)
+        health = CameraHealth(
+            status=r.status(),
+            camera_fps=round((r.stats.frames_read - before.frames_read) / dt, 2),
+            process_fps=round((self.frames - self._frames_at_stats) / dt, 2),
+            skipped_fps=round((r.stats.frames_dropped - before.frames_dropped) / dt, 2),
+            reconnects=r.stats.reconnects, stalls=r.stats.stalls,
+            seconds_since_frame=r.seconds_since_frame())
+        if advance:
+            self._reader_at_stats = replace(r.stats)
+            self._frames_at_stats = self.frames
+        return health
+
     def _publish_stats(self) -> None:
         now = time.monotonic()
         frames, latency = self.pipeline.times.take_window()
         reader_stats = self.reader.stats if self.reader else None
+        cameras = ({self.cfg.source.name: self._camera_health(now, advance=True)}
+                   if self.reader else {})
         stats = ServiceStats(
             device=self.cfg.service.device_id, time=iso_time(time.time()), version=__version__,
             uptime_s=round(time.monotonic() - self.started, 1),
@@ -156,7 +181,8 @@ class Daemon:
             source_reconnects=reader_stats.reconnects if reader_stats else 0,
             fps=round(frames / max(now - self._stats_since, 1e-3), 2), latency_ms=latency,
             economy=self.pipeline.economy.take_window(),
-            models=self.pipeline.describe(), cpu_temperature_c=cpu_temperature())
+            models=self.pipeline.describe(), cpu_temperature_c=cpu_temperature(),
+            cameras=cameras)
         self._stats_since = now
         for pub in self.publishers:
             stats = replace(stats, **pub.health())  # type: ignore[arg-type]
@@ -167,6 +193,7 @@ class Daemon:
         if self.reader is None:
             return
         means = self.pipeline.times.mean()
-        log.info("frames processed %d, dropped %d, reconnects %d; mean ms: %s", self.frames,
-                 self.reader.stats.frames_dropped, self.reader.stats.reconnects,
+        log.info("frames processed %d, dropped %d, reconnects %d, stalls %d; mean ms: %s",
+                 self.frames, self.reader.stats.frames_dropped, self.reader.stats.reconnects,
+                 self.reader.stats.stalls,
                  ", ".join(f"{k} {v:.1f}" for k, v in means.items()))

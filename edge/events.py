@@ -151,6 +151,21 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class CameraHealth:
+    """How one camera is doing, in the figures Frigate users read: what the source delivered,
+    what was processed and skipped (per second, over the interval), how often it was lost and
+    stalled, and how long ago its last frame came."""
+
+    status: str  # streaming | stalled | reconnecting | ended
+    camera_fps: float
+    process_fps: float
+    skipped_fps: float
+    reconnects: int
+    stalls: int
+    seconds_since_frame: float
+
+
+@dataclass(frozen=True)
 class ServiceStats:
     """Published every `mqtt.stats_interval_s` on `<prefix>/<device>/stats` (retained)."""
 
@@ -172,6 +187,10 @@ class ServiceStats:
     outbox_depth: int = 0
     events_dropped: int = 0
     mqtt_connected: bool = False
+    #: The outbox file that could not be opened and was moved aside at start ("" if none).
+    outbox_moved_aside: str = ""
+    #: Per camera, by name.
+    cameras: dict[str, CameraHealth] = field(default_factory=dict)
     schema_version: int = 1
 
     def to_json(self) -> str:

@@ -77,8 +77,27 @@ def test_every_payload_follows_its_schema(broker, astronaut_clip, cli_env, tmp_p
     # Every output's part of the health report is in the one report (the live page shows it).
     assert stats[-1]["mqtt_connected"] is True and stats[-1]["outbox_depth"] >= 0
     assert "ai-edge-litert" in stats[-1]["models"]["detector"]
+    camera = stats[-1]["cameras"][CAMERA]
+    assert camera["process_fps"] > 0 and camera["stalls"] == 0
+    assert stats[-1]["outbox_moved_aside"] == ""
     assert sub.on(f"{BASE}/available")[0] == b"online"
     assert not sub.on(f"{BASE}/{CAMERA}/snapshot")  # images stay on the device by default
+
+
+def test_a_damaged_outbox_does_not_stop_the_service(broker, astronaut_clip, cli_env, tmp_path):
+    """What an SD card can leave after a power cut: moved aside, a new outbox, events flow."""
+    (tmp_path / "outbox.sqlite3").write_bytes(b"\x13not a database\x00" * 500)
+    sub = Subscriber(broker.port, [f"{BASE}/events", f"{BASE}/stats"])
+    out = run(mqtt_env(cli_env, broker, tmp_path), astronaut_clip.path)
+    assert out.returncode == 0, out.stderr
+    printed = [json.loads(x) for x in out.stdout.splitlines()]
+    assert printed and sub.wait(lambda s: len(s.on(f"{BASE}/events")) >= len(printed))
+    assert sub.wait(lambda s: s.json(f"{BASE}/stats"))
+    moved = sub.json(f"{BASE}/stats")[-1]["outbox_moved_aside"]
+    sub.close()
+    assert moved.startswith(str(tmp_path / "outbox.sqlite3.damaged-"))
+    assert Path(moved).exists()
+    assert sum("moved aside" in line for line in out.stderr.splitlines()) == 1
 
 
 def test_snapshots_only_when_asked(broker, astronaut_clip, cli_env, tmp_path):

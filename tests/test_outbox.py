@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
+import pytest
+
 from facelens.edge.publish.outbox import Outbox
 
 
@@ -53,3 +55,40 @@ def test_age_bound_drops_stale_messages(tmp_path):
     box.put("t", b"new", 1)
     assert [m.payload for m in box.after(0, 10)] == [b"new"]
     assert box.dropped() == 1
+
+
+def test_a_file_that_is_not_a_database_is_moved_aside_and_replaced(tmp_path, caplog):
+    path = tmp_path / "o.db"
+    path.write_bytes(b"\x00garbage left by a power cut\xff" * 200)
+    box = Outbox(path)
+    aside = box.moved_aside
+    assert aside and aside.startswith(f"{path}.damaged-")
+    assert (tmp_path / aside).read_bytes().startswith(b"\x00garbage")  # kept, for a look
+    assert box.put("t", b"new", 1) and [m.payload for m in box.after(0, 10)] == [b"new"]
+    lines = [r for r in caplog.records if "moved aside" in r.getMessage()]
+    assert len(lines) == 1 and "0 message(s) recovered" in lines[0].getMessage()
+
+
+def test_a_damaged_outbox_gives_up_the_rows_it_still_can(tmp_path):
+    path = tmp_path / "o.db"
+    box = Outbox(path)
+    for i in range(300):
+        box.put("t", f"{i:04d}".encode() * 100, 1)
+    box.close()
+    sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[-3 * page:] = b"\xa5" * (3 * page)  # the last pages: rows near the end of the table
+    path.write_bytes(bytes(data))
+    again = Outbox(path)
+    rows = [int(m.payload[:4]) for m in again.after(0, 1000)]
+    assert again.moved_aside
+    assert 0 < len(rows) < 300 and rows == list(range(len(rows)))  # the oldest, in order
+
+
+def test_an_outbox_that_cannot_be_created_is_an_error(tmp_path):
+    """Not damage but a path that can hold no database (here a folder): no moving aside."""
+    (tmp_path / "o.db").mkdir()
+    with pytest.raises(OSError, match="cannot open the MQTT outbox"):
+        Outbox(tmp_path / "o.db")
+    assert not list(tmp_path.glob("*.damaged-*"))

@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
-from facelens.edge.events import CameraState, FaceEvent, FrameView, ServiceStats, Snapshot
+from facelens.edge.events import (
+    CameraHealth,
+    CameraState,
+    FaceEvent,
+    FrameView,
+    ServiceStats,
+    Snapshot,
+)
 
 
 class Publisher:
@@ -13,13 +20,17 @@ class Publisher:
     def publish_state(self, state: CameraState) -> None:
         """The camera's present changed (faces, dominant emotion, fake present)."""
 
-    def health(self) -> dict[str, int | bool]:
+    def health(self) -> dict[str, int | bool | str]:
         """This output's part of the health report (ServiceStats fields, e.g. the outbox
         depth); the daemon puts every output's part into the one report all of them get."""
         return {}
 
     def publish_stats(self, stats: ServiceStats) -> None:
         """Periodic health report."""
+
+    def publish_camera(self, camera: str, health: CameraHealth) -> None:
+        """The camera's health, once a second, for outputs that show it live (the page): a
+        stalled or reconnecting camera should not wait for the next stats report."""
 
     @property
     def wants_frames(self) -> bool:

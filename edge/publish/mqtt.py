@@ -3,9 +3,16 @@
 Events go through the durable outbox: `publish()` only writes the outbox and wakes the sender,
 so the pipeline never waits on the network. A sender thread hands the oldest rows to paho
 (a bounded window in flight) while connected and deletes each row when the broker
-acknowledges it. paho reconnects with backoff by itself and re-sends what was in flight; rows
-never acknowledged, even across a killed daemon, are sent again at the next start. So every
-event arrives, in order, at least once (QoS 1): subscribers drop duplicates by `event_id`.
+acknowledges it. Rows never acknowledged, even across a killed daemon, are sent again at the
+next start. So every event arrives, in order, at least once (QoS 1): subscribers drop
+duplicates by `event_id`.
+
+One thread of ours owns the paho client (not paho's `loop_start()`): paho's own reconnect
+sleeps through its backoff and cannot be woken, so a daemon told to stop just after the broker
+came back would give up on its backlog. Ours retries on `edge.retry`'s schedule (low cap,
+jitter), is woken at once by `close()`, which then spends its whole drain budget delivering,
+and makes every paho call itself (state, stats and snapshots reach it through a queue), since
+paho writes to the socket from whichever thread publishes when no paho thread runs.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from facelens.edge.publish.base import Publisher
 from facelens.edge.publish.discovery import discovery_payloads
 from facelens.edge.publish.outbox import Outbox
 from facelens.edge.publish.topics import Topics
+from facelens.edge.retry import RetrySchedule
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,11 @@ log = logging.getLogger(__name__)
 WINDOW = 20
 #: On shutdown, wait this long for the outbox to drain (the `end` events of open tracks).
 FLUSH_TIMEOUT_S = 3.0
+#: A TCP connect to a broker that does not answer gives up after this long.
+CONNECT_TIMEOUT_S = 3.0
+#: How long one turn of the network loop waits on the socket: the longest a new event waits
+#: before it is handed to paho (20 turns a second cost a few syscalls each).
+LOOP_TIMEOUT_S = 0.05
 
 
 @dataclass
@@ -66,8 +79,7 @@ def make_client(cfg: MqttConfig, device: str) -> mqtt.Client:
                        keyfile=str(cfg.key_file) if cfg.key_file else None,
                        cert_reqs=ssl.CERT_REQUIRED)
         client.tls_insecure_set(cfg.tls_insecure)
-    client.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect_min_s)),
-                               max_delay=max(1, round(cfg.reconnect_max_s)))
+    client.connect_timeout = CONNECT_TIMEOUT_S
     return client
 
 
@@ -120,17 +132,27 @@ class MqttPublisher(Publisher):
         self._discovery = discovery_payloads(self.topics, cfg.discovery_prefix, cfg.discovery,
                                              heads=heads)
         self._connected = threading.Event()
-        self._closing = threading.Event()
-        self._wake = threading.Event()
+        self._closing = threading.Event()  # no more outbox rows are handed to paho
+        self._stopped = threading.Event()  # the network thread ends
+        self._hurry = threading.Event()  # close(): try the broker now, not after the backoff
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        #: Retained or best-effort messages from other threads: (topic, payload, qos, retain).
+        self._direct: queue.SimpleQueue[tuple[str, str | bytes, int, bool]] = queue.SimpleQueue()
         self._delivery = _Delivery()
+        self._say_offline = threading.Event()
+        self._offline_mid: int | None = None
+        self._offline_acked = threading.Event()
         self._last_state: CameraState | None = None
         self._last_failure = ""
+        self._retry = RetrySchedule(cfg.reconnect_min_s, cfg.reconnect_max_s)
         self.client = self._make_client()
-        self.client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
-        self.client.loop_start()
-        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
-        self._sender.start()
+        self._network = threading.Thread(target=self._network_loop, name="mqtt-network",
+                                         daemon=True)
+        self._network.start()
+
+    @property
+    def _where(self) -> str:
+        return f"{self.cfg.host}:{self.cfg.port}"
 
     # -- connection ------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -138,28 +160,60 @@ class MqttPublisher(Publisher):
         client.will_set(self.topics.available, "offline", qos=1, retain=True)
         client.max_inflight_messages_set(WINDOW)
         client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         return client
 
+    def _network_loop(self) -> None:
+        """Connect, serve the socket, send, and reconnect on the retry schedule until closed."""
+        linked = False  # a TCP connection is up (its CONNACK may still be pending or refused)
+        next_try = 0.0
+        while not self._stopped.is_set():
+            if linked:
+                rc = self.client.loop(timeout=LOOP_TIMEOUT_S)
+                if rc == mqtt.MQTT_ERR_SUCCESS:
+                    self._send()
+                    continue
+                linked = False
+                # The first retry after losing a broker that worked is immediate.
+                next_try = (time.monotonic() if self._retry.attempts == 0
+                            else time.monotonic() + self._retry.next_delay())
+                continue
+            self._drop_direct()
+            wait = next_try - time.monotonic()
+            if wait > 0 and not self._hurry.is_set():
+                self._hurry.wait(min(wait, 1.0))
+                continue
+            self._hurry.clear()
+            try:
+                self.client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+                linked = True
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                next_try = time.monotonic() + self._retry.next_delay()
+                self._failure(f"cannot connect to MQTT broker {self._where} ({exc}); retrying")
+                if self._retry.reminder_due():
+                    log.warning("MQTT broker %s still unreachable after %.0f s (%d attempts); "
+                                "%d event(s) wait in the outbox", self._where,
+                                self._retry.down_for(), self._retry.attempts,
+                                self.outbox.depth())
+        if linked:
+            with contextlib.suppress(Exception):
+                self.client.disconnect()
+                self.client.loop(timeout=0.05)  # flush the DISCONNECT packet
+
     def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
         if reason_code.is_failure:
-            self._failure(f"broker {self.cfg.host}:{self.cfg.port} refused the connection: "
-                          f"{reason_code}")
+            self._failure(f"broker {self._where} refused the connection: {reason_code}")
             return
-        log.info("connected to MQTT broker %s:%d", self.cfg.host, self.cfg.port)
+        log.info("connected to MQTT broker %s", self._where)
         self._last_failure = ""
+        self._retry.reset()
         client.publish(self.topics.available, "online", qos=1, retain=True)
         for topic, payload in self._discovery:
             client.publish(topic, payload, qos=1, retain=True)
         if self._last_state is not None:
             client.publish(self.topics.state, self._last_state.to_json(), qos=1, retain=True)
         self._connected.set()
-        self._wake.set()
-
-    def _on_connect_fail(self, _client, _userdata) -> None:
-        self._failure(f"cannot connect to MQTT broker {self.cfg.host}:{self.cfg.port}; retrying")
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
         was = self._connected.is_set()
@@ -174,11 +228,11 @@ class MqttPublisher(Publisher):
             self._last_failure = text
 
     def _on_publish(self, _client, _userdata, mid, _reason_code, _props) -> None:
-        # Called on paho's thread while it holds its own lock: only hand the id over.
+        if mid == self._offline_mid:
+            self._offline_acked.set()
         self._acks.put(mid)
-        self._wake.set()
 
-    # -- the sender ------------------------------------------------------------------------
+    # -- sending (on the network thread) ----------------------------------------------------
     def _drain_acks(self) -> None:
         d = self._delivery
         while True:
@@ -190,63 +244,76 @@ class MqttPublisher(Publisher):
             if row is not None:
                 self.outbox.ack(row)
 
-    def _send_loop(self) -> None:
+    def _drop_direct(self) -> None:
+        """While disconnected, state and stats are re-sent on connect; the rest is stale."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._direct.get_nowait()
+
+    def _send(self) -> None:
+        self._drain_acks()
+        if not self._connected.is_set():
+            return
+        with contextlib.suppress(queue.Empty):
+            while True:
+                topic, payload, qos, retain = self._direct.get_nowait()
+                self.client.publish(topic, payload, qos=qos, retain=retain)
+        if self._say_offline.is_set() and self._offline_mid is None:
+            self._offline_mid = self.client.publish(self.topics.available, "offline", qos=1,
+                                                    retain=True).mid
         d = self._delivery
-        while not self._closing.is_set():
-            self._wake.wait(timeout=1.0)
-            self._wake.clear()
-            self._drain_acks()
-            if not self._connected.is_set():
-                continue
-            room = WINDOW - len(d.inflight)
-            if room <= 0:
-                continue
-            for msg in self.outbox.after(d.last_sent, room):
-                info = self.client.publish(msg.topic, msg.payload, qos=msg.qos,
-                                           retain=msg.retain)
-                if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-                    break
-                d.inflight[info.mid] = msg.id
-                d.last_sent = msg.id
-            self._drain_acks()
+        room = WINDOW - len(d.inflight)
+        if room <= 0 or self._closing.is_set():
+            return
+        for msg in self.outbox.after(d.last_sent, room):
+            info = self.client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                break
+            d.inflight[info.mid] = msg.id
+            d.last_sent = msg.id
 
     # -- the publisher interface -----------------------------------------------------------
     def publish(self, event: FaceEvent) -> None:
         self.outbox.put(self.topics.events, event.to_json().encode(), self.cfg.qos)
-        self._wake.set()
 
     def publish_state(self, state: CameraState) -> None:
         self._last_state = state
         if self._connected.is_set():
-            self.client.publish(self.topics.state, state.to_json(), qos=1, retain=True)
+            self._direct.put((self.topics.state, state.to_json(), 1, True))
 
-    def health(self) -> dict[str, int | bool]:
+    def health(self) -> dict[str, int | bool | str]:
         return {"outbox_depth": self.outbox.depth(), "events_dropped": self.outbox.dropped(),
-                "mqtt_connected": self._connected.is_set()}
+                "mqtt_connected": self._connected.is_set(),
+                "outbox_moved_aside": self.outbox.moved_aside}
 
     def publish_stats(self, stats: ServiceStats) -> None:
         if self._connected.is_set():
-            self.client.publish(self.topics.stats, stats.to_json(), qos=1, retain=True)
+            self._direct.put((self.topics.stats, stats.to_json(), 1, True))
 
     def publish_snapshot(self, snapshot: Snapshot) -> None:
         if self._connected.is_set():
-            self.client.publish(self.topics.snapshot, snapshot.jpeg, qos=0)
+            self._direct.put((self.topics.snapshot, snapshot.jpeg, 0, False))
 
     def close(self) -> None:
-        """Deliver what can be delivered quickly, say `offline`, and disconnect."""
+        """Deliver what can be delivered within the drain budget, say `offline`, disconnect.
+
+        A broker that is away when the daemon is told to stop is tried at once and again
+        until the budget ends: the backlog is worth the few seconds systemd gives us."""
         deadline = time.monotonic() + FLUSH_TIMEOUT_S
-        while self._connected.is_set() and self.outbox.depth() and time.monotonic() < deadline:
-            self._wake.set()
-            time.sleep(0.05)
+        while (self.outbox.depth() or not self._direct.empty()) and time.monotonic() < deadline:
+            if not self._connected.is_set():
+                self._hurry.set()
+            time.sleep(0.02)
         self._closing.set()
-        self._wake.set()
-        self._sender.join(timeout=1.0)
-        if self._connected.is_set():
-            info = self.client.publish(self.topics.available, "offline", qos=1, retain=True)
-            with contextlib.suppress(RuntimeError, ValueError):  # lost meanwhile: the Will says it
-                info.wait_for_publish(timeout=1.0)
-        self.client.disconnect()
-        self.client.loop_stop()
+        if not self._connected.is_set():  # nothing left to send, but `offline` is worth a try
+            self._hurry.set()
+            self._connected.wait(max(0.0, min(1.0, deadline - time.monotonic())))
+        if self._connected.is_set():  # the Will says `offline` if the broker misses this
+            self._say_offline.set()
+            self._offline_acked.wait(1.0)
+        self._stopped.set()
+        self._hurry.set()
+        self._network.join(timeout=CONNECT_TIMEOUT_S + 1.0)
         left = self.outbox.depth()
         if left:
             log.info("%d event(s) stay in the outbox %s for the next start", left,

@@ -6,10 +6,16 @@ a daemon that is killed loses nothing: the rows are sent, in order, when the bro
 the daemon starts again. SQLite in WAL mode with synchronous=NORMAL survives a killed process
 completely; a power cut may lose the last moments. The queue is bounded in count and age:
 when it must drop, it drops the oldest and counts them.
+
+A file SQLite cannot read as a database (what an SD card can leave after a power cut) must not
+keep the service down until someone logs in: it is moved aside with a timestamp (kept, for a
+post-mortem), whatever rows can still be read from it are carried over, and a new outbox is
+made. A file that cannot be created at all stays an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -30,6 +36,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+#: SQLite's result codes for a file that is damaged or not a database at all.
+CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
 @dataclass(frozen=True)
@@ -49,13 +57,61 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_events, self.max_age_s = max_events, max_age_s
         self._lock = threading.Lock()
+        #: Where a damaged outbox was moved at start ("" if none).
+        self.moved_aside = ""
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise OSError(f"cannot open the MQTT outbox {self.path}: {exc}") from exc
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", None) not in CORRUPT_CODES:
+                raise OSError(f"cannot open the MQTT outbox {self.path}: {exc}") from exc
+            self._db = self._replace_damaged(exc)
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _replace_damaged(self, exc: sqlite3.DatabaseError) -> sqlite3.Connection:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                src.rename(f"{aside}{suffix}")
+        self.moved_aside = str(aside)
+        try:
+            db = self._open()
+        except sqlite3.Error as again:
+            raise OSError(f"cannot open the MQTT outbox {self.path}: {again}") from again
+        saved = self._salvage(aside, db)
+        log.error("MQTT outbox %s could not be read (%s): moved aside to %s, %d message(s) "
+                  "recovered from it, a new outbox started", self.path, exc, aside, saved)
+        return db
+
+    @staticmethod
+    def _salvage(aside: Path, db: sqlite3.Connection) -> int:
+        """Copy the rows that can still be read, in order, until the first unreadable page.
+        A file whose header is gone ("not a database") yields none: SQLite cannot find its
+        tables, and guessing rows from raw pages could deliver garbage."""
+        saved = 0
+        with contextlib.suppress(sqlite3.Error):
+            old = sqlite3.connect(f"file:{aside}?mode=ro", uri=True)
+            try:
+                for row in old.execute("SELECT topic, payload, qos, retain, created FROM outbox "
+                                       "ORDER BY id"):
+                    db.execute("INSERT INTO outbox (topic, payload, qos, retain, created) "
+                               "VALUES (?,?,?,?,?)", row)
+                    saved += 1
+            finally:
+                old.close()
+        return saved
 
     def put(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> int:
         """Store a message durably; returns its id (ids grow: they are the sending order)."""

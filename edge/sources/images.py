@@ -52,6 +52,6 @@ class ImageFolderSource:
 
 
 def from_uri(uri: str, *, width: int = 640, height: int = 480,
-             fps: float = 0) -> ImageFolderSource | None:
+             fps: float = 0, **_stream: object) -> ImageFolderSource | None:
     """The registry's builder: takes a URI that is an existing folder."""
     return ImageFolderSource(uri, fps=fps) if Path(uri).is_dir() else None

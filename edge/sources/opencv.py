@@ -1,7 +1,15 @@
-"""USB cameras, RTSP/HTTP streams and video files, through OpenCV's VideoCapture."""
+"""USB cameras, RTSP/HTTP streams and video files, through OpenCV's VideoCapture.
+
+Network streams are opened through FFmpeg with open and read timeouts, so a camera that
+freezes with its connection still open makes `read()` fail after `read_timeout_s` instead of
+OpenCV's own 30 s, and the reader reopens it. RTSP goes over TCP unless asked for UDP: FFmpeg
+reads its options from OPENCV_FFMPEG_CAPTURE_OPTIONS at each open, so it is set just before.
+"""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -9,15 +17,24 @@ import cv2
 
 from facelens.edge.sources.base import EndOfStream, Frame, SourceError
 
+#: OpenCV reads FFmpeg's capture options from the environment at open time.
+FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_ENV_LOCK = threading.Lock()
+
 
 class OpenCVSource:
     """`uri` is a device index ("0"), a device path (/dev/video0), a stream URL or a file."""
 
-    def __init__(self, uri: str, *, width: int = 640, height: int = 480, fps: float = 0) -> None:
+    def __init__(self, uri: str, *, width: int = 640, height: int = 480, fps: float = 0,
+                 read_timeout_s: float = 5.0, open_timeout_s: float = 10.0,
+                 rtsp_transport: str = "tcp") -> None:
         self.uri = uri
         self.width, self.height, self.fps = width, height, fps
         self.is_file = not (uri.isdigit() or uri.startswith("/dev/") or "://" in uri)
+        self.is_stream = "://" in uri
         self.live = not self.is_file
+        self.read_timeout_s, self.open_timeout_s = read_timeout_s, open_timeout_s
+        self.rtsp_transport = rtsp_transport
         self.name = uri if "://" not in uri else uri.split("@")[-1]  # never log credentials
         self._cap: cv2.VideoCapture | None = None
         self._index = 0
@@ -27,7 +44,7 @@ class OpenCVSource:
         if self.is_file and not Path(self.uri).is_file():
             raise SourceError(f"video file not found: {self.uri}")
         target: int | str = int(self.uri) if self.uri.isdigit() else self.uri
-        cap = cv2.VideoCapture(target)
+        cap = self._open_stream() if self.is_stream else cv2.VideoCapture(target)
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open video source {self.name!r}"
@@ -40,6 +57,21 @@ class OpenCVSource:
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # we want the newest frame, not a queue
         self._cap, self._index, self._wall0 = cap, 0, time.time()
 
+    def _open_stream(self) -> cv2.VideoCapture:
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)]
+        with _ENV_LOCK:
+            saved = os.environ.get(FFMPEG_OPTIONS_ENV)
+            if self.uri.startswith("rtsp"):
+                os.environ[FFMPEG_OPTIONS_ENV] = f"rtsp_transport;{self.rtsp_transport}"
+            try:
+                return cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG, params)
+            finally:
+                if saved is None:
+                    os.environ.pop(FFMPEG_OPTIONS_ENV, None)
+                else:
+                    os.environ[FFMPEG_OPTIONS_ENV] = saved
+
     def read(self) -> Frame:
         if self._cap is None:
             raise SourceError(f"source {self.name!r} is not open")
@@ -47,7 +79,9 @@ class OpenCVSource:
         if not ok or image is None:
             if self.is_file:
                 raise EndOfStream(self.uri)
-            raise SourceError(f"source {self.name!r} stopped delivering frames")
+            raise SourceError(f"source {self.name!r} stopped delivering frames"
+                              + (f" (none within {self.read_timeout_s:g} s)"
+                                 if self.is_stream else ""))
         if self.is_file:
             t = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             wall = self._wall0 + t
@@ -63,6 +97,9 @@ class OpenCVSource:
             self._cap = None
 
 
-def from_uri(uri: str, *, width: int = 640, height: int = 480, fps: float = 0) -> OpenCVSource:
+def from_uri(uri: str, *, width: int = 640, height: int = 480, fps: float = 0,
+             stall_s: float = 5.0, open_timeout_s: float = 10.0,
+             rtsp_transport: str = "tcp") -> OpenCVSource:
     """The registry's builder: takes anything (the last kind asked)."""
-    return OpenCVSource(uri, width=width, height=height, fps=fps)
+    return OpenCVSource(uri, width=width, height=height, fps=fps, read_timeout_s=stall_s,
+                        open_timeout_s=open_timeout_s, rtsp_transport=rtsp_transport)

@@ -69,7 +69,7 @@ class PiCameraSource:
 
 
 def from_uri(uri: str, *, width: int = 640, height: int = 480,
-             fps: float = 0) -> PiCameraSource | None:
+             fps: float = 0, **_stream: object) -> PiCameraSource | None:
     """The registry's builder: takes `picamera2` and `picamera2:N`."""
     if uri != "picamera2" and not uri.startswith("picamera2:"):
         return None

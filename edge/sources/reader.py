@@ -1,17 +1,24 @@
-"""Keeps frames coming: reopens a failed source with backoff, and hands over the newest frame.
+"""Keeps frames coming: reopens a failed or stalled source, and hands over the newest frame.
 
 A live camera produces frames whether or not we keep up; queueing them would make every event
 later than the last. So for live sources a thread reads continuously, keeps only the newest
 frame and counts the ones nobody took. Files are read in order, every frame, on the caller's
 thread, so their results do not depend on the machine's speed.
+
+A camera that goes away is retried on `edge.retry`'s schedule (a low cap, so it is read again
+within seconds of its return); one that keeps its connection but sends nothing for `stall_s`
+fails its read (the source's read timeout) and is reopened at once. Either way only this
+thread waits: the processing loop and the watchdog never do.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, replace
 
+from facelens.edge.retry import RetrySchedule
 from facelens.edge.sources.base import EndOfStream, Frame, Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -24,32 +31,21 @@ class ReaderStats:
     frames_read: int = 0
     frames_dropped: int = 0
     reconnects: int = 0
-
-
-class Backoff:
-    """Exponential delays from `low` to `high`, reset after a success."""
-
-    def __init__(self, low: float, high: float) -> None:
-        self.low, self.high, self.next = low, high, low
-
-    def wait(self, stop: threading.Event) -> None:
-        stop.wait(self.next)
-        self.next = min(self.high, self.next * 2)
-
-    def reset(self) -> None:
-        self.next = self.low
+    stalls: int = 0
 
 
 class FrameReader:
     def __init__(self, source: Source, *, latest_only: bool | None = None, loop: bool = False,
-                 reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0,
-                 stop: threading.Event | None = None) -> None:
+                 reconnect_min_s: float = 0.5, reconnect_max_s: float = 4.0,
+                 stall_s: float = 5.0, stop: threading.Event | None = None) -> None:
         self.source = source
         self.latest_only = source.live if latest_only is None else latest_only
         self.loop = loop
         self.stats = ReaderStats()
         self.stop = stop or threading.Event()
-        self._backoff = Backoff(reconnect_min_s, reconnect_max_s)
+        self._retry = RetrySchedule(reconnect_min_s, reconnect_max_s)
+        self.stall_s = stall_s
+        self._last_at = time.monotonic()  # when the last frame (or the open) happened
         self._open = False
         self._ended = False
         self._t_offset = 0.0
@@ -65,10 +61,13 @@ class FrameReader:
         try:
             self.source.open()
             self._open = True
-        except SourceError:
+            self._last_at = time.monotonic()
+        except SourceError as exc:
             if not self.source.live:
                 raise
-            log.exception("source %s unavailable; will retry", self.source.name)
+            log.error("%s; retrying", exc)
+            self.stats.reconnects += 1
+            self._retry.next_delay()  # counts as the first failed attempt
         if self.latest_only:
             self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
             self._thread.start()
@@ -101,6 +100,21 @@ class FrameReader:
     def ended(self) -> bool:
         return self._ended
 
+    def seconds_since_frame(self) -> float:
+        """Since the last frame, or since the source was opened if none came yet."""
+        return round(time.monotonic() - self._last_at, 2)
+
+    def status(self) -> str:
+        """What the live page and stats say of the camera: streaming, stalled (no frame for
+        `stall_s`, a reopen on its way), reconnecting (closed, retrying) or ended."""
+        if self._ended:
+            return "ended"
+        if not self._open:
+            return "reconnecting"
+        if self.source.live and time.monotonic() - self._last_at > self.stall_s:
+            return "stalled"
+        return "streaming"
+
     def _run(self) -> None:
         while not self.stop.is_set():
             frame = self._next()
@@ -120,10 +134,7 @@ class FrameReader:
             try:
                 if not self._open:
                     self.source.open()
-                    # A looping file reopens at every lap: say so only once.
-                    log.log(logging.DEBUG if self._t_offset else logging.INFO,
-                            "source %s opened", self.source.name)
-                    self._open = True
+                    self._opened()
                 frame = self.source.read()
             except EndOfStream:
                 if not self.loop:
@@ -134,12 +145,23 @@ class FrameReader:
             except SourceError as exc:
                 self._failed(exc)
                 continue
-            self._backoff.reset()
+            self._last_at = time.monotonic()
             self.stats.frames_read += 1
             frame = replace(frame, t=frame.t + self._t_offset) if self._t_offset else frame
             self._last = frame
             return frame
         return None
+
+    def _opened(self) -> None:
+        if self._retry.down_since is not None:
+            log.info("source %s opened again after %.1f s (%d attempts)", self.source.name,
+                     self._retry.down_for(), self._retry.attempts)
+        else:  # a looping file reopens at every lap: say so only once
+            log.log(logging.DEBUG if self._t_offset else logging.INFO, "source %s opened",
+                    self.source.name)
+        self._retry.reset()
+        self._open = True
+        self._last_at = time.monotonic()
 
     def _finish(self) -> None:
         with self._cond:
@@ -163,6 +185,20 @@ class FrameReader:
             log.warning("%s; treating as the end of the stream", exc)
             self._finish()
             return
-        log.warning("%s; reopening in %.1f s", exc, self._backoff.next)
-        self.stats.reconnects += 1
-        self._backoff.wait(self.stop)
+        silent = time.monotonic() - self._last_at
+        if self._retry.down_since is None:
+            self.stats.reconnects += 1  # lost once, however many attempts it takes
+        if self._retry.down_since is None and silent >= self.stall_s * 0.9:
+            # It was open and went quiet: a stall. Reopen at once; the schedule follows if
+            # the reopen fails too.
+            self.stats.stalls += 1
+            log.warning("%s: no frame for %.1f s (stall_s %g); reopening", exc, silent,
+                        self.stall_s)
+            self._retry.next_delay()
+            return
+        if self._retry.down_since is None:
+            log.warning("%s; reopening", exc)
+        elif self._retry.reminder_due():
+            log.warning("source %s still unavailable after %.0f s (%d attempts): %s",
+                        self.source.name, self._retry.down_for(), self._retry.attempts, exc)
+        self._retry.wait(self.stop)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 
-from facelens.edge.events import CameraState, FaceEvent, FrameView, ServiceStats
+from facelens.edge.events import CameraHealth, CameraState, FaceEvent, FrameView, ServiceStats
 from facelens.edge.publish.base import Publisher
 from facelens.edge.web.annotate import annotate, to_jpeg
 
@@ -39,6 +39,7 @@ class LiveView(Publisher):
         self._runs: collections.deque[int] = collections.deque(maxlen=50)
         self._stats: ServiceStats | None = None
         self._state: CameraState | None = None
+        self._cameras: dict[str, CameraHealth] = {}
         #: Set by the builder: stops the HTTP server; and the port it listens on.
         self.on_close: Callable[[], None] | None = None
         self.port = 0
@@ -67,6 +68,9 @@ class LiveView(Publisher):
 
     def publish_stats(self, stats: ServiceStats) -> None:
         self._stats = stats
+
+    def publish_camera(self, camera: str, health: CameraHealth) -> None:
+        self._cameras = {**self._cameras, camera: health}
 
     def close(self) -> None:
         with self._cond:
@@ -123,4 +127,5 @@ class LiveView(Publisher):
                 "model_runs_per_frame": round(sum(runs) / len(runs), 2) if runs else None}
         return {"live": live,
                 "state": asdict(self._state) if self._state else None,
+                "cameras": {name: asdict(h) for name, h in self._cameras.items()},
                 "service": asdict(self._stats) if self._stats else None}

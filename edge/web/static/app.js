@@ -44,6 +44,11 @@ async function refresh() {
     const s = await (await fetch("/api/stats", { cache: "no-store" })).json();
     show("fps", s.live.fps);
     show("runs", s.live.model_runs_per_frame);
+    const cams = Object.entries(s.cameras || {});
+    show("camera", cams.length ? cams.map(([name, h]) => name + ": " + h.status +
+      (h.status === "streaming" ? " (" + h.camera_fps + " fps)" : ", no frame for " + h.seconds_since_frame + " s")
+    ).join("; ") : null);
+    $("camera").className = cams.some(([, h]) => h.status !== "streaming") ? "bad" : "";
     if (s.state) { show("faces", s.state.faces); $("device").textContent = s.state.device + " / " + s.state.camera; }
     if (s.service) {
       show("temp", s.service.cpu_temperature_c === null ? null : s.service.cpu_temperature_c + " °C");
