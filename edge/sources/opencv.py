@@ -2,8 +2,9 @@
 
 Network streams are opened through FFmpeg with open and read timeouts, so a camera that
 freezes with its connection still open makes `read()` fail after `read_timeout_s` instead of
-OpenCV's own 30 s, and the reader reopens it. RTSP goes over TCP unless asked for UDP: FFmpeg
-reads its options from OPENCV_FFMPEG_CAPTURE_OPTIONS at each open, so it is set just before.
+OpenCV's own 30 s, and the reader reopens it. RTSP goes over TCP unless asked for UDP, and
+streams are probed for 1 s, not FFmpeg's 5 s: FFmpeg reads these options from
+OPENCV_FFMPEG_CAPTURE_OPTIONS at each open, so the variable is set just before.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from facelens.edge.sources.base import EndOfStream, Frame, SourceError
 #: OpenCV reads FFmpeg's capture options from the environment at open time.
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _ENV_LOCK = threading.Lock()
+#: FFmpeg probes a stream for 5 s by default before the first frame: every reopen would cost
+#: that. One second (as Frigate's RTSP presets use) is enough to find an H.264 stream's size.
+STREAM_PROBE = "analyzeduration;1000000|probesize;1000000"
 
 
 class OpenCVSource:
@@ -62,8 +66,9 @@ class OpenCVSource:
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)]
         with _ENV_LOCK:
             saved = os.environ.get(FFMPEG_OPTIONS_ENV)
-            if self.uri.startswith("rtsp"):
-                os.environ[FFMPEG_OPTIONS_ENV] = f"rtsp_transport;{self.rtsp_transport}"
+            options = STREAM_PROBE + (f"|rtsp_transport;{self.rtsp_transport}"
+                                      if self.uri.startswith("rtsp") else "")
+            os.environ[FFMPEG_OPTIONS_ENV] = options
             try:
                 return cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG, params)
             finally:
@@ -75,7 +80,13 @@ class OpenCVSource:
     def read(self) -> Frame:
         if self._cap is None:
             raise SourceError(f"source {self.name!r} is not open")
+        began = time.monotonic()
         ok, image = self._cap.read()
+        if ok and self.is_stream and time.monotonic() - began >= 0.9 * self.read_timeout_s:
+            # FFmpeg's decoder threads hold a frame or two back: after a read timed out, the
+            # reads that follow flush those old frames out one timeout each. A frame that
+            # took the whole timeout to come is a stall, not a picture of now.
+            ok = False
         if not ok or image is None:
             if self.is_file:
                 raise EndOfStream(self.uri)

@@ -23,7 +23,7 @@ from facelens.edge.sources.base import EndOfStream, Frame, Source, SourceError
 
 log = logging.getLogger(__name__)
 #: On shutdown, wait this long for the reading thread (a camera driver can hang in a read).
-CLOSE_TIMEOUT_S = 2.0
+CLOSE_TIMEOUT_S = 1.0
 
 
 @dataclass
