@@ -40,8 +40,9 @@ def _rtsp_available() -> bool:
 
 pytestmark = [
     # CI installs them (.ci/run): there a missing server is a failure, not a skip.
-    pytest.mark.skipif(not _rtsp_available() and not os.environ.get("CI"), reason="GStreamer's RTSP server (Debian "
-                       "gir1.2-gst-rtsp-server-1.0, python3-gi) is not installed"),
+    pytest.mark.skipif(not _rtsp_available() and not os.environ.get("CI"),
+                       reason="GStreamer's RTSP server (Debian gir1.2-gst-rtsp-server-1.0, "
+                       "python3-gi) is not installed"),
     pytest.mark.timeout(600),
 ]
 STALL_S = 2.0
@@ -57,8 +58,8 @@ def h264_clip(tmp_path_factory) -> Path:
     out = folder / "astronaut.h264"
     subprocess.run([GST_LAUNCH, "-q", "filesrc", f"location={avi}", "!", "decodebin", "!",
                     "videoconvert", "!", "x264enc", "tune=zerolatency", "speed-preset=ultrafast",
-                    "key-int-max=10", "!", "video/x-h264,profile=baseline,stream-format=byte-stream",
-                    "!", "filesink", f"location={out}"], check=True, timeout=120)
+                    "key-int-max=10", "!",
+                    "video/x-h264,profile=baseline,stream-format=byte-stream", "!", "filesink", f"location={out}"], check=True, timeout=120)
     assert out.stat().st_size > 10_000
     return out
 
