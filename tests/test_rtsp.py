@@ -56,10 +56,10 @@ def h264_clip(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("rtsp")
     avi = astronaut_video(folder / "astronaut.avi").path
     out = folder / "astronaut.h264"
-    subprocess.run([GST_LAUNCH, "-q", "filesrc", f"location={avi}", "!", "decodebin", "!",
-                    "videoconvert", "!", "x264enc", "tune=zerolatency", "speed-preset=ultrafast",
-                    "key-int-max=10", "!",
-                    "video/x-h264,profile=baseline,stream-format=byte-stream", "!", "filesink", f"location={out}"], check=True, timeout=120)
+    pipeline = (f"filesrc location={avi} ! decodebin ! videoconvert ! x264enc tune=zerolatency "
+                "speed-preset=ultrafast key-int-max=10 ! "
+                f"video/x-h264,profile=baseline,stream-format=byte-stream ! filesink location={out}")
+    subprocess.run([GST_LAUNCH, "-q", *pipeline.split()], check=True, timeout=120)
     assert out.stat().st_size > 10_000
     return out
 
