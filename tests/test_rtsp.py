@@ -58,7 +58,8 @@ def h264_clip(tmp_path_factory) -> Path:
     out = folder / "astronaut.h264"
     pipeline = (f"filesrc location={avi} ! decodebin ! videoconvert ! x264enc tune=zerolatency "
                 "speed-preset=ultrafast key-int-max=10 ! "
-                f"video/x-h264,profile=baseline,stream-format=byte-stream ! filesink location={out}")
+                "video/x-h264,profile=baseline,stream-format=byte-stream ! "
+                f"filesink location={out}")
     subprocess.run([GST_LAUNCH, "-q", *pipeline.split()], check=True, timeout=120)
     assert out.stat().st_size > 10_000
     return out
