@@ -270,13 +270,33 @@ class MqttConfig(_Backoff):
 
     @model_validator(mode="after")
     def _tls_files_exist(self) -> MqttConfig:
-        for name in ("ca_file", "cert_file", "key_file"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"{name} {path} does not exist")
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
+        _check_tls_files({"ca_file": self.ca_file, "cert_file": self.cert_file,
+                          "key_file": self.key_file})
         return self
+
+
+def _check_tls_files(files: dict[str, Path | None]) -> None:
+    """TLS files must exist, and a certificate comes with its key (both sections' rule)."""
+    for name, path in files.items():
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{name} {path} does not exist")
+    if (files.get("cert_file") is None) != (files.get("key_file") is None):
+        raise ValueError("cert_file and key_file go together")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """`host:port` (IPv6 in brackets) -> (host, port); the one reading of `web.listen`."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen {listen!r}: expected host:port, e.g. 127.0.0.1:8080")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class WebConfig(_Section):
@@ -297,33 +317,27 @@ class WebConfig(_Section):
     max_fps: float = Field(default=5.0, gt=0, le=30)
     #: Connections at once (streams, event streams, requests); more get 503.
     max_clients: int = Field(default=4, ge=1, le=64)
+    #: Host names the page answers to, besides IP addresses, localhost and this device's
+    #: own name (and name.local): e.g. ["camera.example.lan"]. Any other Host header gets
+    #: 421, so a DNS-rebinding page in a viewer's browser cannot read the camera.
+    hosts: list[str] = Field(default_factory=list)
+    #: Connections that have not yet sent a complete, authorised request, at most; and how
+    #: long one may take to send its request headers. Past either, it is dropped.
+    max_pending: int = Field(default=16, ge=1, le=256)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     @property
     def address(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
+        return split_listen(self.listen)
 
     @model_validator(mode="after")
     def _safe(self) -> WebConfig:
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"listen {self.listen!r}: expected host:port, e.g. "
-                             "127.0.0.1:8080")
-        host = host.strip("[]")
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if self.enabled and not loopback and not self.password.get_secret_value():
+        host, _ = split_listen(self.listen)
+        if self.enabled and not is_loopback(host) and not self.password.get_secret_value():
             raise ValueError(f"web.listen = {self.listen!r} can be reached from the network: "
                              "set web.password first (password_file = \"/etc/facelens/"
                              "web-password\" or FACELENS_WEB_PASSWORD_FILE)")
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        for name in ("cert_file", "key_file"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"{name} {path} does not exist")
+        _check_tls_files({"cert_file": self.cert_file, "key_file": self.key_file})
         return self
 
 
@@ -386,11 +400,18 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
     if path is not None:
         path = Path(path)
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"config file not found: {path}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") \
+                from exc
+        except RecursionError as exc:
+            raise ConfigError(f"config file {path} is nested too deeply to be a config") \
+                from exc
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+            raise ConfigError(f"config file {path} is not valid TOML: {_clip(str(exc))}") \
+                from exc
         for section, values in raw.items():
             if not isinstance(values, dict):
                 raise ConfigError(f"config key {section!r} in {path}: expected a [{section}] "
@@ -398,7 +419,7 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
             data[section] = dict(values)
             origin.update({(section, k): f"in {path}" for k in values})
     for section, values in data.items():
-        for key in [k for k in values if k.endswith(FILE_SUFFIX)]:
+        for key in [k for k in values if _is_indirection(section, k)]:
             _read_secret(data, origin, section, key, values.pop(key), f"in {path}")
     for var, value in environ.items():
         if not var.startswith(ENV_PREFIX) or var in ENV_NOT_KEYS:
@@ -417,7 +438,21 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from exc
+        # The cause kept for --debug is the errors without their inputs: pydantic's own text
+        # shows a failing section's whole input, a password read from a file included.
+        raise ConfigError(_describe(exc, origin)) from RedactedValidationError(exc)
+    except RecursionError as exc:
+        raise ConfigError("the configuration is nested too deeply to be a config") from exc
+
+
+def _is_indirection(section: str, key: str) -> bool:
+    """`<key>_file` names a file holding <key>'s value, unless it is a key of its own
+    (`cert_file`, `key_file`, `ca_file`: TLS paths, read by the TLS library)."""
+    if not key.endswith(FILE_SUFFIX) or section not in Config.model_fields:
+        return False
+    model = _section_model(section)
+    return isinstance(model, type) and issubclass(model, BaseModel) \
+        and key not in model.model_fields
 
 
 def _is_secret_file_var(var: str) -> bool:
@@ -440,7 +475,10 @@ def _read_secret(data: dict, origin: dict, section: str, key: str, file: Any,
         raise ConfigError(f"unknown config key '{section}.{key}' {where}: there is no "
                           f"key {field!r} to read from a file")
     try:
-        value = Path(str(file)).read_text().strip()
+        value = Path(str(file)).read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config key '{field}' {where}: secret file {file} is not UTF-8 "
+                          "text") from exc
     except OSError as exc:
         raise ConfigError(f"config key '{field}' {where}: cannot read secret file "
                           f"{file}: {exc.strerror}") from exc
@@ -485,9 +523,30 @@ def _parse_env_value(section: str, key: str, value: str) -> Any:
     return value
 
 
+class RedactedValidationError(ValueError):
+    """A pydantic ValidationError told without the values that failed (never a secret)."""
+
+    def __init__(self, exc: ValidationError) -> None:
+        errors = exc.errors(include_input=False, include_url=False, include_context=False)
+        super().__init__(_clip("; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:MAX_ERRORS])))
+
+
+#: A message names at most this many errors and is cut at MESSAGE_LIMIT characters: a file
+#: with half a million unknown keys gets one line, not 75 MB.
+MAX_ERRORS = 5
+MESSAGE_LIMIT = 2000
+VALUE_LIMIT = 80
+
+
+def _clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _describe(exc: ValidationError, origin: dict[tuple[str, str], str]) -> str:
     lines = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:MAX_ERRORS]:
         loc = [str(p) for p in err["loc"]]
         key = ".".join(loc)
         where = origin.get((loc[0], loc[1])) if len(loc) >= 2 else None
@@ -496,11 +555,13 @@ def _describe(exc: ValidationError, origin: dict[tuple[str, str], str]) -> str:
             msg = f"unknown config key {key!r}" + (f" (known: {known})" if known else "")
         else:
             secret = loc[-1] in SECRET_KEYS
-            got = (f" (got {err['input']!r})"
+            got = (f" (got {_clip(repr(err['input']), VALUE_LIMIT)})"
                    if "input" in err and len(loc) >= 2 and not secret else "")
             msg = f"config key {key!r}: {err['msg']}{got}"
-        lines.append(msg + (f" {where}" if where else ""))
-    return "; ".join(lines)
+        lines.append(_clip(msg, 400) + (f" {where}" if where else ""))
+    if len(errors) > MAX_ERRORS:
+        lines.append(f"and {len(errors) - MAX_ERRORS} more")
+    return _clip("; ".join(lines))
 
 
 def _known_keys(loc: list[str]) -> str:

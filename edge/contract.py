@@ -37,6 +37,9 @@ DETECTION_TASK = "face_detection"
 LANDMARK_TASK = "face_landmarks"
 
 Colour = Literal["gray", "rgb", "bgr"]
+#: A file name with no directory in it: letters, digits, '.', '_' and '-', not starting with
+#: a dot, at most 128 characters (a manifest's `name` and `file`).
+PLAIN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
 class ManifestError(FaceLensError, ValueError):
@@ -149,16 +152,29 @@ class ModelManifest(_Strict):
     """The description a model file travels with; `sha256` binds it to one exact file."""
 
     schema_version: int = MANIFEST_SCHEMA_VERSION
-    name: str = Field(min_length=1)
+    #: The manifest's own file is <name>.json beside the model: a plain file name, so that
+    #: no manifest, however it was made, can point outside the models directory.
+    name: str = Field(pattern=PLAIN_NAME)
     #: face_detection, or the name of the classifier head the model serves.
     task: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    file: str = Field(min_length=1)
+    #: The model file, beside the manifest: a plain file name too, and not a manifest's.
+    file: str = Field(pattern=PLAIN_NAME)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     labels: tuple[str, ...]
     input: InputSpec
     output: OutputSpec = OutputSpec()
     licence: str = ""
     provenance: Provenance | None = None
+
+    @field_validator("name", "file")
+    @classmethod
+    def _plain(cls, value: str, info) -> str:
+        if ".." in value:
+            raise ValueError(f"{value!r} is not a plain file name ('..')")
+        if info.field_name == "file" and value.lower().endswith((".json", ".part")):
+            raise ValueError(f"{value!r}: a model file cannot be named like a manifest "
+                             "(.json) or a partial write (.part)")
+        return value
 
     def model_post_init(self, __context: object) -> None:
         out = self.output

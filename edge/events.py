@@ -187,6 +187,9 @@ class ServiceStats:
     outbox_depth: int = 0
     events_dropped: int = 0
     mqtt_connected: bool = False
+    #: Connections the live page turned away: failed TLS handshakes, resets, unknown Host
+    #: headers, too many pending, too slow to send their headers.
+    web_rejected: int = 0
     #: The outbox file that could not be opened and was moved aside at start ("" if none).
     outbox_moved_aside: str = ""
     #: Per camera, by name.

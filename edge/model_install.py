@@ -6,13 +6,23 @@ the service has a place for (face_detection, or a head's name). Only then are th
 manifest copied into the models directory (owned like the directory, written whole and renamed
 into place) and the config's entry for that task switched to it. A wrong or corrupt file
 changes nothing: the model in service keeps serving.
+
+It runs as root into a directory the service's user owns, so it trusts nothing in it: the
+manifest's `name` and `file` are plain file names (the contract refuses anything else before a
+byte is written), staging happens in a private directory of its own, and each file is written
+through a descriptor from `mkstemp` (a new random name, O_EXCL: a planted symlink cannot
+redirect it), owned and moded through that descriptor, then renamed over the destination
+(which replaces a symlink there rather than following it). One model cannot take another's
+files: a `name` already used by a model of another task, or a `file` that is another model's,
+is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,30 +52,56 @@ def find_manifest_for(model: Path, manifest: Path | None) -> Path:
     return beside
 
 
-def verify(model: Path, manifest_path: Path) -> ModelManifest:
-    """Everything the service would check at start, on a staged copy: hash, runtime, shapes."""
-    if not model.is_file():
-        raise ManifestError(f"model file not found: {model}")
-    manifest = ModelManifest.load(manifest_path)
-    manifest.verify_file(model)  # sha256: the manifest describes exactly this file
+def verify(model: Path, manifest_path: Path) -> tuple[ModelManifest, bytes]:
+    """Everything the service would check at start, on a staged copy in a private directory
+    (mkdtemp: 0700, ours): hash, runtime, shapes. Returns the bytes that were checked, which
+    are the ones installed (the file is read once)."""
+    manifest = ModelManifest.load(manifest_path)  # refuses names that are not plain
+    try:
+        data = model.read_bytes()
+    except FileNotFoundError as exc:
+        raise ManifestError(f"model file not found: {model}") from exc
+    except OSError as exc:
+        raise ManifestError(f"model file not readable: {model}: {exc.strerror}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != manifest.sha256:
+        raise ManifestError(f"model file {model} has sha256 {digest}, but manifest "
+                            f"{manifest.name!r} expects {manifest.sha256}: the file is corrupt "
+                            "or not the model described")
     with tempfile.TemporaryDirectory(prefix="facelens-install-") as tmp:
         staged = Path(tmp)
-        shutil.copyfile(model, staged / manifest.file)
+        write_new(data, staged / manifest.file)
         manifest.save(staged / f"{manifest.name}.json")
         open_model(staged / f"{manifest.name}.json", edgetpu="off", num_threads=1)
-    return manifest
+    return manifest, data
+
+
+def write_new(data: bytes, dest: Path, *, owner: tuple[int, int] | None = None,
+              mode: int = 0o640) -> None:
+    """Write `dest` whole through a fresh file of a random name beside it, set its owner and
+    mode on the descriptor, and rename it into place. Nothing is ever opened by a name an
+    untrusted user could have prepared."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            if owner is not None and os.geteuid() == 0:
+                os.fchown(f.fileno(), *owner)
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _place(data: bytes, dest: Path, like: Path) -> None:
-    """Write `dest` whole, then rename it into place, owned and moded like the directory's
-    files should be (the service's user reads them; nobody else writes them)."""
-    tmp = dest.with_name(f".{dest.name}.part")
-    tmp.write_bytes(data)
+    """Into the models directory, owned like the directory (the service's user reads the
+    files; nobody else writes them)."""
     st = like.stat()
-    if os.geteuid() == 0:
-        os.chown(tmp, st.st_uid, st.st_gid)
-    tmp.chmod(0o640)
-    tmp.replace(dest)
+    write_new(data, dest, owner=(st.st_uid, st.st_gid), mode=0o640)
 
 
 def switch_config(config: Path, table: str, name: str) -> bool:
@@ -90,19 +126,17 @@ def switch_config(config: Path, table: str, name: str) -> bool:
         new = text[:start] + body + text[end:]
     if new == text:
         return False
-    tmp = config.with_name(f".{config.name}.part")
-    tmp.write_text(new)
-    try:
-        load_config(tmp, environ={})
-    except ConfigError as exc:
-        tmp.unlink()
-        raise ConfigError(f"switching {config} to {name!r} would make it invalid: {exc}") from exc
-    if config.exists():
-        st = config.stat()
-        if os.geteuid() == 0:
-            os.chown(tmp, st.st_uid, st.st_gid)
-        tmp.chmod(st.st_mode & 0o777)
-    tmp.replace(config)
+    with tempfile.TemporaryDirectory(prefix="facelens-config-") as tmp:
+        trial = Path(tmp) / config.name
+        trial.write_text(new)
+        try:
+            load_config(trial, environ={})
+        except ConfigError as exc:
+            raise ConfigError(f"switching {config} to {name!r} would make it invalid: "
+                              f"{exc}") from exc
+    st = config.stat() if config.exists() else None
+    write_new(new.encode(), config, owner=(st.st_uid, st.st_gid) if st else None,
+              mode=(st.st_mode & 0o777) if st else 0o640)
     return True
 
 
@@ -110,7 +144,7 @@ def install(model: Path, manifest_path: Path | None, models_dir: Path,
             config: Path | None) -> Installed:
     """Verify, copy into `models_dir`, and switch the config's entry for the model's task."""
     manifest_path = find_manifest_for(model, manifest_path)
-    manifest = verify(model, manifest_path)
+    manifest, data = verify(model, manifest_path)
     table, key = model_key(manifest.task)
     models_dir.mkdir(parents=True, exist_ok=True)
     dest_model = models_dir / manifest.file
@@ -125,7 +159,11 @@ def install(model: Path, manifest_path: Path | None, models_dir: Path,
             raise ManifestError(f"{dest_model} is the file of model {used.name!r} "
                                 f"({other}); give this model's file another name in its "
                                 "manifest so both can stay")
-    _place(model.read_bytes(), dest_model, models_dir)
+        if used.name == manifest.name and used.task != manifest.task:
+            raise ManifestError(f"name {manifest.name!r} is taken by the {used.task} model "
+                                f"({other}); give this {manifest.task} model another name so "
+                                "both can stay")
+    _place(data, dest_model, models_dir)
     _place((manifest.model_dump_json(indent=2, exclude_none=True) + "\n").encode(),
            dest_manifest, models_dir)
     changed = switch_config(config, table, manifest.name) if config is not None else False

@@ -135,3 +135,72 @@ def test_secrets_can_come_from_files(tmp_path):
         load_config(None, environ={"FACELENS_SOURCE_URI_FILE": str(tmp_path / "none")})
     with pytest.raises(ConfigError, match="no key 'source.url' to read from a file"):
         load_config(write(tmp_path, f"[source]\nurl_file = '{secret}'\n"), environ={})
+
+
+def test_tls_files_are_keys_of_their_own_in_the_file(tmp_path):
+    """As config.example.toml shows them: paths, not secret indirection."""
+    for name in ("ca.crt", "c.crt", "c.key"):
+        (tmp_path / name).write_text("PEM\n")
+    cfg = load_config(write(tmp_path, f"[mqtt]\ntls = true\nca_file = '{tmp_path}/ca.crt'\n"
+                            f"cert_file = '{tmp_path}/c.crt'\nkey_file = '{tmp_path}/c.key'\n"
+                            f"[web]\ncert_file = '{tmp_path}/c.crt'\n"
+                            f"key_file = '{tmp_path}/c.key'\n"), environ={})
+    assert cfg.mqtt.ca_file == tmp_path / "ca.crt" and cfg.mqtt.key_file == tmp_path / "c.key"
+    assert cfg.web.cert_file == tmp_path / "c.crt"
+    with pytest.raises(ConfigError, match="cert_file and key_file go together"):
+        load_config(write(tmp_path, f"[web]\ncert_file = '{tmp_path}/c.crt'\n"), environ={})
+    with pytest.raises(ConfigError, match="key_file .*none.key does not exist"):
+        load_config(write(tmp_path, f"[mqtt]\ncert_file = '{tmp_path}/c.crt'\n"
+                          f"key_file = '{tmp_path}/none.key'\n"), environ={})
+
+
+def _debug_text(exc: BaseException) -> str:
+    """What --debug prints: the whole chain with tracebacks."""
+    import traceback
+
+    return "".join(traceback.format_exception(exc))
+
+
+@pytest.mark.parametrize("mqtt", [
+    "reconnect_min_s = 9\nreconnect_max_s = 2\n",  # fails the whole [mqtt] section
+    "port = 'x'\n",
+])
+def test_no_secret_in_any_message_even_with_debug(tmp_path, mqtt):
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2-Secret\n")
+    path = write(tmp_path, f"[mqtt]\nhost = 'b'\npassword_file = '{secret}'\n{mqtt}")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    assert "hunter2" not in str(err.value)
+    assert "hunter2" not in _debug_text(err.value)
+    assert "mqtt" in str(err.value)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"\xff\xfe\x00binary\x00\x81", "is not UTF-8 text"),
+    (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+    (b"[source]\nreconnect_max_s = inf\n", "reconnect_max_s"),
+    (b"[mqtt]\nreconnect_min_s = nan\n", "reconnect_min_s"),
+])
+def test_hostile_files_give_one_line(tmp_path, content, expected):
+    path = tmp_path / "config.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=expected) as err:
+        load_config(path, environ={})
+    assert "\n" not in str(err.value) and len(str(err.value)) < 2000
+
+
+def test_half_a_million_unknown_keys_give_a_short_line(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("[source]\n" + "".join(f"k{i} = 1\n" for i in range(500_000)))
+    with pytest.raises(ConfigError, match="unknown config key 'source.k0'") as err:
+        load_config(path, environ={})
+    text = str(err.value)
+    assert len(text) <= 2000 and "and 499995 more" in text
+
+
+def test_a_binary_secret_file_is_one_line(tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_bytes(b"\xff\xfe\x81\x00")
+    with pytest.raises(ConfigError, match="secret file .* is not UTF-8 text"):
+        load_config(write(tmp_path, f"[mqtt]\npassword_file = '{secret}'\n"), environ={})

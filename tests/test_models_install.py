@@ -3,6 +3,7 @@ wrong or corrupt one is refused with the reason, and the model in service stays.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -110,3 +111,79 @@ def test_a_wrong_or_corrupt_model_is_refused_and_nothing_changes(device, new_mod
     check = facelens("check", "--config", str(config), "--source", str(new_model.parent),
                      env=env)
     assert "emotion: emotion_mini_xception on" in check.stdout  # the old one still serves
+
+
+# -- run as root into a directory the service's user owns: nothing else may change -----------
+def _tree(folder) -> list[tuple[str, bytes, int, int, int]]:
+    """Every file under `folder` with its content, owner, group and mode."""
+    out = []
+    for p in sorted(folder.rglob("*")):
+        st = p.lstat()
+        data = p.read_bytes() if p.is_file() and not p.is_symlink() else b""
+        out.append((str(p.relative_to(folder)), data, st.st_uid, st.st_gid, st.st_mode))
+    return out
+
+
+@pytest.fixture
+def service_owned(device):
+    """The models directory handed to another user (as install.sh gives it to `facelens`)."""
+    import os
+
+    served, config, env = device
+    if os.geteuid() != 0:
+        pytest.skip("these cases are about an install run as root")
+    for p in [served, *served.iterdir()]:
+        os.chown(p, 65534, 65534)
+    return served, config, env
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("file", "ABS", "manifest"),  # an absolute path: the outside file, by name
+    ("file", "../../cron-x", "not a plain file name"),
+    ("file", "../outside.tflite", "not a plain file name"),
+    ("name", "../../evil", "name: String should match pattern"),
+    ("name", "sub/evil", "name: String should match pattern"),
+    ("file", "blazeface_full_range.json", "named like a manifest"),
+    ("name", "blazeface_full_range", "is taken by the face_detection model"),
+])
+def test_names_that_reach_outside_or_take_another_models_place_are_refused(
+        service_owned, new_model, tmp_path, field, value, reason):
+    _served, config, env = service_owned
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    value = str(outside / "cron-x") if value == "ABS" else value
+    manifest_path = new_model.with_suffix(".json")
+    data = json.loads(manifest_path.read_text())
+    data[field] = value
+    manifest_path.write_text(json.dumps(data))
+    before = _tree(tmp_path)
+    out = facelens("models", "install", str(new_model), "--config", str(config), env=env)
+    assert out.returncode == 3, out.stdout + out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("facelens: model error: ") and (reason in last or field in last), last
+    assert _tree(tmp_path) == before  # nothing written, nothing changed, anywhere
+
+
+def test_planted_symlinks_redirect_nothing(service_owned, new_model, tmp_path):
+    """The service's user plants links where an install writes: a root-owned 0600 file must
+    keep its content, owner and mode, and the installed files are plain files."""
+    import os
+
+    served, config, env = service_owned
+    victim = tmp_path / "root-only"
+    victim.write_bytes(b"root's secret\n")
+    victim.chmod(0o600)
+    for name in (".emotion_v2.tflite.part", ".emotion_v2.json.part", "emotion_v2.tflite",
+                 "emotion_v2.json"):
+        (served / name).symlink_to(victim)
+        os.lchown(served / name, 65534, 65534)
+    out = facelens("models", "install", str(new_model), "--config", str(config), env=env)
+    assert out.returncode == 0, out.stderr
+    st = victim.stat()
+    assert victim.read_bytes() == b"root's secret\n"
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, 0, 0o600)
+    for name in ("emotion_v2.tflite", "emotion_v2.json"):
+        p = served / name
+        assert p.is_file() and not p.is_symlink()
+        assert (p.stat().st_uid, p.stat().st_mode & 0o777) == (65534, 0o640)
+    assert (served / "emotion_v2.tflite").read_bytes() == new_model.read_bytes()

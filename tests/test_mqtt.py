@@ -44,9 +44,11 @@ def mqtt_env(cli_env: dict, broker: Broker, tmp_path: Path, **extra: str) -> dic
     return env
 
 
-def run(env: dict, source: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*FACELENS, "run", "--source", str(source)], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+def run(env: dict, source: Path, timeout: float = 120,
+        config: Path | None = None) -> subprocess.CompletedProcess:
+    more = ["--config", str(config)] if config else []
+    return subprocess.run([*FACELENS, "run", "--source", str(source), *more],
+                          capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def test_every_payload_follows_its_schema(broker, astronaut_clip, cli_env, tmp_path):
@@ -186,14 +188,22 @@ def test_tls_and_password(tmp_path, certs, astronaut_clip, cli_env, client_cert)
     tls_client = {"ca_certs": str(certs["ca.crt"])}
     extra = {"mqtt_tls": "true", "mqtt_ca_file": str(certs["ca.crt"]), "mqtt_username": "cam",
              "mqtt_password_file": str(secret)}
+    config = None
     if client_cert:
-        extra |= {"mqtt_cert_file": str(certs["client.crt"]),
-                  "mqtt_key_file": str(certs["client.key"])}
+        # As the README and config.example.toml show it: the TLS files in the config file
+        # (ca_file, cert_file and key_file are keys of their own, not secret indirection).
+        extra = {}
+        config = tmp_path / "config.toml"
+        config.write_text(f'[mqtt]\ntls = true\nca_file = "{certs["ca.crt"]}"\n'
+                          f'cert_file = "{certs["client.crt"]}"\n'
+                          f'key_file = "{certs["client.key"]}"\nusername = "cam"\n'
+                          f'password_file = "{secret}"\n')
         tls_client |= {"certfile": str(certs["client.crt"]), "keyfile": str(certs["client.key"])}
     try:
         sub = Subscriber(broker.port, [f"{BASE}/events"], username="cam",
                          password="s3cret-Pa55", tls=tls_client)
-        out = run(mqtt_env(cli_env, broker, tmp_path, **extra), astronaut_clip.path)
+        out = run(mqtt_env(cli_env, broker, tmp_path, **extra), astronaut_clip.path,
+                  config=config)
         assert out.returncode == 0, out.stderr
         n = len(out.stdout.splitlines())
         assert n >= 3 and sub.wait(lambda s: len(s.on(f"{BASE}/events")) == n)

@@ -20,5 +20,6 @@ def start(cfg: Config) -> LiveView:
         raise ConfigError(f"web.listen = {cfg.web.listen!r}: cannot listen there: "
                           f"{exc.strerror or exc}") from exc
     live.on_close = server.close
+    live.rejected = lambda: server.rejected
     live.port = server.port
     return live

@@ -42,6 +42,8 @@ class LiveView(Publisher):
         self._cameras: dict[str, CameraHealth] = {}
         #: Set by the builder: stops the HTTP server; and the port it listens on.
         self.on_close: Callable[[], None] | None = None
+        #: Set by the builder: connections the server turned away so far.
+        self.rejected: Callable[[], int] = lambda: 0
         self.port = 0
 
     # -- the publisher side (the processing loop) ------------------------------------------
@@ -68,6 +70,9 @@ class LiveView(Publisher):
 
     def publish_stats(self, stats: ServiceStats) -> None:
         self._stats = stats
+
+    def health(self) -> dict[str, int | bool | str]:
+        return {"web_rejected": self.rejected()}
 
     def publish_camera(self, camera: str, health: CameraHealth) -> None:
         self._cameras = {**self._cameras, camera: health}

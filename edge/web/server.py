@@ -5,12 +5,21 @@ Every request runs on a thread of its own and only reads from the LiveView; a vi
 stops reading blocks its own thread until the socket timeout drops it, never the pipeline.
 Only the page's own assets can be served: they are looked up by name in a fixed table, never
 by joining the URL to a path.
+
+Strangers cannot wear it down or fill the log: connections that have not yet sent a complete,
+authorised request are capped (`max_pending`) and each gets `header_timeout_s` in all to send
+its headers (a reaper shuts the ones that dawdle, a byte a second or not); a Host header that
+is neither an IP address, localhost, this device's name nor one the owner listed gets 421
+(DNS rebinding); failed TLS handshakes and clients that reset are one debug line each, and
+counted (`web_rejected` in stats).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 import socket
@@ -44,6 +53,66 @@ def _asset(name: str) -> bytes:
     return resources.files("facelens.edge.web").joinpath("static", name).read_bytes()
 
 
+def allowed_hosts(cfg: WebConfig) -> frozenset[str]:
+    """Names (lower case) a Host header may carry besides IP addresses: localhost, this
+    device's name with and without .local, the listen host, and the owner's `hosts`."""
+    name = socket.gethostname().split(".")[0].lower()
+    names = {"localhost", name, f"{name}.local", cfg.address[0].lower()}
+    return frozenset(names | {h.lower().rstrip(".") for h in cfg.hosts})
+
+
+def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
+    """A rebinding attack needs a DNS name of the attacker's, in a browser (which always
+    sends Host): an IP literal cannot be one, and a request without Host is no browser's."""
+    if not header:
+        return True
+    host = header.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host.rstrip(".") in allowed
+
+
+class _Pending:
+    """Connections that have not yet sent a complete, authorised request: at most `cap`, each
+    shut after `deadline_s` by one reaper thread (not a timer thread per connection)."""
+
+    def __init__(self, cap: int, deadline_s: float, closing: threading.Event) -> None:
+        self.cap, self.deadline_s, self._closing = cap, deadline_s, closing
+        self._lock = threading.Lock()
+        self._socks: dict[socket.socket, float] = {}
+        self.expired = 0
+        threading.Thread(target=self._reap, name="web-reaper", daemon=True).start()
+
+    def add(self, sock: socket.socket) -> bool:
+        with self._lock:
+            if len(self._socks) >= self.cap:
+                return False
+            self._socks[sock] = time.monotonic() + self.deadline_s
+            return True
+
+    def done(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.pop(sock, None)
+
+    def _reap(self) -> None:
+        while not self._closing.wait(0.25):
+            now = time.monotonic()
+            with self._lock:
+                late = [s for s, t in self._socks.items() if t <= now]
+                for s in late:
+                    del self._socks[s]
+            for s in late:
+                self.expired += 1
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -52,9 +121,32 @@ class _Server(ThreadingHTTPServer):
         self.live, self.cfg = live, cfg
         self.slots = threading.BoundedSemaphore(cfg.max_clients)
         self.closing = threading.Event()
+        self.pending = _Pending(cfg.max_pending, cfg.header_timeout_s, self.closing)
+        self.hosts = allowed_hosts(cfg)
+        self.rejected = 0  # handshakes failed, resets, wrong hosts, too many pending, too slow
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.address_family = family
         super().__init__(address, _Handler)
+
+    def verify_request(self, request, client_address) -> bool:
+        if self.pending.add(request):
+            return True
+        self.rejected += 1
+        log.debug("%s: dropped, %d connections already pending", client_address[0],
+                  self.pending.cap)
+        return False
+
+    def handle_error(self, request, client_address) -> None:
+        """A stranger's broken handshake or reset: one debug line, never a traceback."""
+        import sys
+
+        self.rejected += 1
+        exc = sys.exc_info()[1]
+        log.debug("%s: %s: %s", client_address[0], type(exc).__name__, exc)
+
+    def shutdown_request(self, request) -> None:
+        self.pending.done(request)
+        super().shutdown_request(request)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -66,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
     def setup(self) -> None:
-        self.request.settimeout(SEND_TIMEOUT_S)
+        self.request.settimeout(min(SEND_TIMEOUT_S, self.server.cfg.header_timeout_s))
         # A small send buffer: a viewer that stops reading fills it within a few frames
         # and is dropped after SEND_TIMEOUT_S, instead of the kernel queueing megabytes.
         self.request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
@@ -79,11 +171,11 @@ class _Handler(BaseHTTPRequestHandler):
         secret = self.server.cfg.password.get_secret_value()
         if not secret:
             return True
-        header = self.headers.get("Authorization", "")
+        scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
         given = b""
-        if header.startswith("Basic "):
+        if scheme.lower() == "basic":  # RFC 7235: the scheme is case-insensitive
             try:
-                user, _, given = base64.b64decode(header[6:]).partition(b":")
+                user, _, given = base64.b64decode(token.strip()).partition(b":")
             except ValueError:
                 user = b""
             if not hmac.compare_digest(user, self.server.cfg.username.encode()):
@@ -97,12 +189,28 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def do_GET(self) -> None:
+        try:
+            self._get()
+        except (OSError, TimeoutError):  # the viewer went away or stopped reading
+            self.close_connection = True
+
+    def _get(self) -> None:
+        if not host_allowed(self.headers.get("Host"), self.server.hosts):
+            self.server.rejected += 1
+            self.server.pending.done(self.request)
+            self.send_error(HTTPStatus.MISDIRECTED_REQUEST,
+                            "unknown Host: add it to web.hosts")
+            return
         if not self.server.slots.acquire(blocking=False):
             self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, "too many viewers")
             return
         try:
             if not self._authorised():
                 return
+            # Authorised: no longer a stranger's connection, so no header deadline (an
+            # MJPEG or event stream lasts as long as the viewer watches).
+            self.server.pending.done(self.request)
+            self.request.settimeout(SEND_TIMEOUT_S)
             url = urlsplit(self.path)
             query = parse_qs(url.query)
             route = {"/stream.mjpg": self._stream, "/snapshot.jpg": self._snapshot,
@@ -114,8 +222,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(HTTPStatus.OK, kind, _asset(name))
             else:
                 self.send_error(HTTPStatus.NOT_FOUND)
-        except (OSError, TimeoutError):  # the viewer went away or stopped reading
-            self.close_connection = True
         finally:
             self.server.slots.release()
 
@@ -207,6 +313,10 @@ class WebServer:
         self._thread.start()
         scheme = "https" if cfg.cert_file else "http"
         log.info("live view on %s://%s:%d/", scheme, host, self.port)
+
+    @property
+    def rejected(self) -> int:
+        return self._server.rejected + self._server.pending.expired
 
     def close(self) -> None:
         self._server.closing.set()
