@@ -139,17 +139,26 @@ def test_a_connection_that_never_finishes_its_headers_is_dropped(astronaut_clip,
     assert "Traceback" not in (tmp_path / "daemon.err").read_text()
 
 
+def _from(address: str, port: int) -> socket.socket:
+    """A connection from another loopback address (127.0.0.0/8 is all this machine)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=10,
+                                    source_address=(address, 0))
+
+
 def test_more_pending_connections_than_allowed_are_dropped(astronaut_clip, cli_env, tmp_path):
-    # The header deadline is far away: a connection closed within the test is the cap's doing.
+    # The header deadline is far away: a connection closed within the test is a cap's doing.
     d = LiveDaemon(astronaut_clip.path, cli_env, tmp_path, header_timeout_s="120",
-                   max_pending="3")
+                   max_pending="4")  # 4 in all, 2 per client address
     try:
-        idle = [socket.create_connection(("127.0.0.1", d.port), timeout=10) for _ in range(3)]
-        fourth = socket.create_connection(("127.0.0.1", d.port), timeout=10)
-        assert closed_by_server(fourth, 30.0)  # accepted in order: the fourth is over the cap
-        fourth.close()
+        first = [_from("127.0.0.2", d.port) for _ in range(2)]
+        over = _from("127.0.0.2", d.port)  # accepted in order: the third from one address
+        assert closed_by_server(over, 30.0)
+        second = [_from("127.0.0.3", d.port) for _ in range(2)]
+        full = _from("127.0.0.4", d.port)  # a new address, but 4 are pending in all
+        assert closed_by_server(full, 30.0)
+        idle = first + second
         assert not any(closed_by_server(s, 0.01) for s in idle)
-        for s in idle:
+        for s in [over, full, *idle]:
             s.close()
         # Once they are gone the page serves again.
         deadline = time.monotonic() + 30

@@ -79,21 +79,25 @@ def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
 
 
 class _Pending:
-    """Connections that have not yet sent a complete, authorised request: at most `cap`, each
-    shut after `deadline_s` by one reaper thread (not a timer thread per connection)."""
+    """Connections that have not yet sent a complete, authorised request: at most `cap` in
+    all and a quarter of that per client address (so one stranger's flood leaves room for
+    the owner's own browser), each shut after `deadline_s` by one reaper thread (not a timer
+    thread per connection)."""
 
     def __init__(self, cap: int, deadline_s: float, closing: threading.Event) -> None:
         self.cap, self.deadline_s, self._closing = cap, deadline_s, closing
+        self.per_address = max(2, cap // 4)
         self._lock = threading.Lock()
-        self._socks: dict[socket.socket, float] = {}
+        self._socks: dict[socket.socket, tuple[float, str]] = {}
         self.expired = 0
         threading.Thread(target=self._reap, name="web-reaper", daemon=True).start()
 
-    def add(self, sock: socket.socket) -> bool:
+    def add(self, sock: socket.socket, address: str) -> bool:
         with self._lock:
-            if len(self._socks) >= self.cap:
+            mine = sum(1 for _, a in self._socks.values() if a == address)
+            if len(self._socks) >= self.cap or mine >= self.per_address:
                 return False
-            self._socks[sock] = time.monotonic() + self.deadline_s
+            self._socks[sock] = (time.monotonic() + self.deadline_s, address)
             return True
 
     def done(self, sock: socket.socket) -> None:
@@ -104,7 +108,7 @@ class _Pending:
         while not self._closing.wait(0.25):
             now = time.monotonic()
             with self._lock:
-                late = [s for s, t in self._socks.items() if t <= now]
+                late = [s for s, (t, _) in self._socks.items() if t <= now]
                 for s in late:
                     del self._socks[s]
             for s in late:
@@ -129,11 +133,11 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def verify_request(self, request, client_address) -> bool:
-        if self.pending.add(request):
+        if self.pending.add(request, client_address[0]):
             return True
         self.rejected += 1
-        log.debug("%s: dropped, %d connections already pending", client_address[0],
-                  self.pending.cap)
+        log.debug("%s: dropped, too many connections pending (%d in all, %d per address)",
+                  client_address[0], self.pending.cap, self.pending.per_address)
         return False
 
     def handle_error(self, request, client_address) -> None:
