@@ -51,7 +51,8 @@ def measure(video: str, truth: str, overrides: dict, models: str) -> dict:
     inference = [0.0]
     detectors = [pipeline.detector, getattr(pipeline.detector, "regions", None)]
     models_run = [d.model for d in detectors if d is not None]
-    models_run += [h.classifier.model for h in pipeline.heads]
+    models_run += [a.classifier.model for a in pipeline.analysers
+                   if getattr(a, "classifier", None) is not None]
     for m in models_run:  # the limit: time inside the interpreter only
         run = m.run
 

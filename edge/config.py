@@ -195,6 +195,9 @@ class ScanConfig(_Section):
     #: Heads classify a face when it is new, when its box moved, or at most this many frames
     #: after they last did; 1 = every frame.
     heads_every_frames: int = Field(default=5, ge=1)
+    #: Analyser samples (model runs on faces) per frame, at most; undecided tracks first.
+    #: 0 = no limit.
+    samples_per_frame: int = Field(default=0, ge=0)
 
 
 class EmotionConfig(HeadConfig):

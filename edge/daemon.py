@@ -51,7 +51,7 @@ class Daemon:
         self.started = time.monotonic()
         self.pipeline = Pipeline(cfg)
         self.publishers = (list(publishers) if publishers is not None
-                           else build_publishers(cfg, self.pipeline.rules))
+                           else build_publishers(cfg, self.pipeline.models.infos))
         self.reader: FrameReader | None = None
         self._state: CameraState | None = None
         self._stats_since = self.started

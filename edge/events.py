@@ -8,16 +8,46 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 
+from facelens.edge.analyse.base import AnalyserInfo, Verdict
+from facelens.edge.contract import AUTHENTICITY_LABELS, FER2013_LABELS
+
 EVENT_SCHEMA_VERSION = 1
 EventType = Literal["new", "update", "end"]
-#: Heads with fields of their own in events and state; any other head goes under `heads`.
+#: Heads with fields of their own in events and state; any other analyser goes under `heads`.
 DOCUMENTED_HEADS = ("emotion", "authenticity")
+#: The documented heads as analysers: what Home Assistant may have entities for.
+DOCUMENTED_INFOS = (AnalyserInfo("emotion", FER2013_LABELS),
+                    AnalyserInfo("authenticity", AUTHENTICITY_LABELS, "fake"))
+
+
+@dataclass(frozen=True)
+class StateField:
+    """Where an analyser shows in the state payload, and the entity that shows it: `path`
+    under `value_json`, the entity's short `key` (part of its unique id), its `name`, and
+    whether it is the label (`enum`) or an alarm that its positive label is present."""
+
+    path: str
+    key: str
+    name: str
+    kind: Literal["enum", "alarm"]
+    icon: str
+
+
+def state_fields(info: AnalyserInfo) -> list[StateField]:
+    """The wire format's one table of which analyser shows where in the state payload."""
+    if info.name == "emotion":
+        return [StateField("dominant_emotion", "emotion", "dominant emotion", "enum",
+                           "mdi:emoticon-outline")]
+    if info.name == "authenticity":
+        return [StateField("fake_present", "fake", "fake face", "alarm", "mdi:incognito")]
+    return [StateField(f"heads.{info.name}", f"head_{info.name}", info.name.replace("_", " "),
+                       "enum", "mdi:face-recognition")]
 
 
 def iso_time(unix: float) -> str:
@@ -38,6 +68,11 @@ class HeadResult:
     def from_probabilities(cls, labels: Sequence[str], k: int, probs: np.ndarray) -> HeadResult:
         return cls(labels[k], round(float(probs[k]), 4),
                    {lab: round(float(p), 4) for lab, p in zip(labels, probs, strict=True)})
+
+    @classmethod
+    def from_verdict(cls, verdict: Verdict) -> HeadResult:
+        assert verdict.label is not None
+        return cls(verdict.label, verdict.score, dict(verdict.evidence))
 
 
 #: The emotion head's result keeps its documented name.
@@ -130,11 +165,20 @@ class CameraState:
     heads: dict[str, str | None] = field(default_factory=dict)
     schema_version: int = EVENT_SCHEMA_VERSION
 
+    @classmethod
+    def from_analysers(cls, device: str, camera: str, faces: int,
+                       common: Mapping[str, str | None], alarms: Mapping[str, bool],
+                       updated_at: str) -> CameraState:
+        """The state from each analyser's most common label among the present faces and
+        whether its alarm (positive label) is present: documented heads in their fields."""
+        rest = {k: v for k, v in common.items() if k not in DOCUMENTED_HEADS}
+        return cls(device, camera, faces, common.get("emotion"),
+                   alarms.get("authenticity", False), "authenticity" in common, updated_at,
+                   heads=rest)
+
     def same_as(self, other: CameraState | None) -> bool:
         """Equal but for the time: publish only when something a subscriber sees changed."""
-        return other is not None and (
-            self.faces, self.dominant_emotion, self.fake_present, self.heads) == (
-            other.faces, other.dominant_emotion, other.fake_present, other.heads)
+        return other is not None and replace(self, updated_at=other.updated_at) == other
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -208,6 +252,8 @@ class FaceView:
     box: tuple[float, float, float, float]
     confirmed: bool
     labels: dict[str, tuple[str, float]]
+    #: Some analyser's alarm label (fake, mask, …) is on this face.
+    alarm: bool = False
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facelens.edge.contract import ManifestError, ModelManifest, sha256_file
+from facelens.edge.contract import DETECTION_TASK, ManifestError, ModelManifest, sha256_file
 from facelens.edge.errors import FaceLensError
 from facelens.edge.runtime import TFLiteModel, open_model
 
@@ -170,10 +170,18 @@ def resolve_manifest(ref: str, models_dir: str | Path) -> Path:
     return candidate
 
 
-def open_configured(key: str, ref: str, runtime: RuntimeConfig) -> TFLiteModel:
-    """Open the model config key `key` names; errors say which key pointed at what."""
+def open_configured(key: str, ref: str, runtime: RuntimeConfig, *, task: str) -> TFLiteModel:
+    """Open the model config key `key` names, which must serve `task`; errors say which key
+    pointed at what (the one wording of "this is not the model this key wants")."""
     try:
         path = resolve_manifest(ref, runtime.models_dir)
-        return open_model(path, edgetpu=runtime.edgetpu, num_threads=runtime.threads)
+        model = open_model(path, edgetpu=runtime.edgetpu, num_threads=runtime.threads)
     except ManifestError as exc:
         raise ManifestError(f"{key} = {ref!r}: {exc}") from exc
+    got = model.manifest.task
+    if got != task:
+        def what(t: str) -> str:
+            return "face detector" if t == DETECTION_TASK else f"{t} model"
+        raise ManifestError(f"{key} = {ref!r} is a {what(got)}, not a {what(task)} (its "
+                            f"manifest's task must be {task!r})")
+    return model

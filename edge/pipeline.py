@@ -1,10 +1,11 @@
-"""One frame's path: detector → classifier heads → tracker. Built from the config, owns no
-loop.
+"""One frame's path: motion → detector → tracker (associate) → analysers → tracker (emit).
+Built from the config, owns no loop.
 
 Kept apart from the daemon so that tests, benchmarks and the demo run exactly the code the
 service runs, frame by frame, without threads or signals. Which detector runs comes from the
-detectors registry; which heads run comes from the config's head entries and their models'
-manifests — nothing here knows what a head means.
+detectors registry; which analysers run comes from the analysers registry and the config —
+nothing here knows what an analyser means. `Models` holds what cameras share; `Pipeline` is
+one camera.
 """
 
 from __future__ import annotations
@@ -13,18 +14,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from facelens.edge.classify import Classifier
-from facelens.edge.config import Config, model_key
-from facelens.edge.contract import DETECTION_TASK, ManifestError
+from facelens.edge.analyse.base import Analyser, AnalyserInfo, FaceSample
+from facelens.edge.analyse.registry import build_analysers
+from facelens.edge.config import Config
 from facelens.edge.detect import DETECTORS
-from facelens.edge.detect.base import Box, Detection, Detector, crop, iou
-from facelens.edge.detect.blazeface import tile_windows
+from facelens.edge.detect.base import Box, Detection, Detector
 from facelens.edge.events import FaceEvent, FaceView, FrameView
-from facelens.edge.heads import Head, HeadRule, rules
-from facelens.edge.models import open_configured
 from facelens.edge.scan import Scanner, ScanPlan
 from facelens.edge.sources.base import Frame
-from facelens.edge.track import Observation, Tracker
+from facelens.edge.track import Track, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -82,56 +80,52 @@ class Economy:
         return out
 
 
-class HeadCadence:
-    """Heads classify a face when it is new, when its box moved, or when they last did
-    `every` frames ago; in between the tracker keeps the face's smoothed scores."""
+class Models:
+    """What every camera shares: the detector and the analysers (each holds its model).
+    Loaded once per process: a Pi holds one copy of each model however many cameras run."""
 
-    def __init__(self, every: int, same_box_iou: float = 0.7) -> None:
-        self.every, self.same_box_iou = every, same_box_iou
-        self._recent: list[tuple[Box, int]] = []  # box classified, frame number
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.detector: Detector = DETECTORS[cfg.detector.kind](cfg)
+        self.analysers: list[Analyser] = build_analysers(cfg)
+        for name, hc in cfg.head_configs().items():
+            if hc.model is None:
+                log.info("no %s model configured: events carry %s = null", name, name)
 
-    def due(self, box: Box, frame_no: int) -> bool:
-        self._recent = [(b, n) for b, n in self._recent if frame_no - n < self.every]
-        if any(iou(box, b) >= self.same_box_iou for b, _ in self._recent):
-            return False
-        self._recent.append((box, frame_no))
-        return True
+    @property
+    def infos(self) -> tuple[AnalyserInfo, ...]:
+        """What publishers need to know of the analysers (labels, alarms)."""
+        return tuple(a.info for a in self.analysers)
 
+    def analyser(self, name: str) -> Analyser | None:
+        return next((a for a in self.analysers if a.info.name == name), None)
 
-def build_detector(cfg: Config) -> Detector:
-    """The detector `detector.kind` names in the registry."""
-    return DETECTORS[cfg.detector.kind](cfg)
-
-
-def build_heads(cfg: Config) -> list[Head]:
-    """Every head whose config names a model; its manifest's task must be the head's name."""
-    heads = []
-    for name, hc in cfg.head_configs().items():
-        if hc.model is None:
-            continue
-        key = model_key(name)[1]
-        model = open_configured(key, hc.model, cfg.runtime)
-        m = model.manifest
-        if m.task != name:
-            what = "face detector" if m.task == DETECTION_TASK else f"{m.task} model"
-            raise ManifestError(f"{key} = {hc.model!r} is a {what}, not a {name} model "
-                                f"(its manifest's task must be {name!r})")
-        heads.append(Head(HeadRule(name, m.labels, m.positive_index, hc.threshold),
-                          Classifier(model)))
-    return heads
+    def describe(self) -> dict[str, str]:
+        """Which model runs where, per stage, for `facelens check`, logs and stats."""
+        out = {"detector": f"{self.detector.name} on {self.detector.backend}"}
+        for name in self.cfg.head_configs():
+            a = self.analyser(name)
+            out[name] = a.describe() if a else "off (no model configured)"
+        for a in self.analysers:
+            out.setdefault(a.info.name, a.describe())
+        return out
 
 
 class Pipeline:
-    def __init__(self, cfg: Config) -> None:
+    """One camera's path through the shared models: its scanner (motion, regions), its
+    tracker, its counters and what its live view shows. Several cameras are several of these
+    over one `Models`."""
+
+    def __init__(self, cfg: Config, models: Models | None = None, *,
+                 camera: str | None = None) -> None:
         self.cfg = cfg
-        self.detector = build_detector(cfg)
-        self.heads = build_heads(cfg)
-        if not any(h.name == "authenticity" for h in self.heads):
-            log.info("no authenticity model configured: events carry authenticity = null")
-        self.tracker = Tracker(cfg.tracker, heads=rules(self.heads),
-                               device=cfg.service.device_id, camera=cfg.source.name)
+        self.models = models or Models(cfg)
+        self.detector = self.models.detector
+        self.analysers = self.models.analysers
+        self.camera = camera or cfg.source.name
+        self.tracker = Tracker(cfg.tracker, analysers=self.analysers,
+                               device=cfg.service.device_id, camera=self.camera)
         self.scanner = Scanner(cfg.scan, cfg.motion)
-        self.cadence = HeadCadence(cfg.scan.heads_every_frames)
         self.times = StageTimes()
         self.economy = Economy()
         self.last_faces: list[Detection] = []
@@ -140,20 +134,8 @@ class Pipeline:
         self.last_detector_runs = 0
         self._tiles: tuple[tuple[int, int], list[Box]] = ((0, 0), [])  # for views
 
-    @property
-    def rules(self) -> tuple[HeadRule, ...]:
-        return rules(self.heads)
-
-    def head(self, name: str) -> Head | None:
-        return next((h for h in self.heads if h.name == name), None)
-
     def describe(self) -> dict[str, str]:
-        """Which model runs where, per stage, for `facelens check`, logs and stats."""
-        out = {"detector": f"{self.detector.name} on {self.detector.backend}"}
-        for name in self.cfg.head_configs():
-            head = self.head(name)
-            out[name] = head.describe() if head else "off (no model configured)"
-        return out
+        return self.models.describe()
 
     def process(self, frame: Frame) -> list[FaceEvent]:
         t0 = time.perf_counter()
@@ -175,34 +157,47 @@ class Pipeline:
         times = {"motion": (t_motion - t0) * 1000,
                  "detector": (time.perf_counter() - t_motion) * 1000}
         times.update({name: 0.0 for name in self.cfg.head_configs()})
-        margin = self.cfg.detector.crop_margin
-        observations = []
-        for det in faces:
-            scores = {}
-            if self.heads and self.cadence.due(det.box, self.frame_no):
-                face = crop(frame.image, det.box, margin)
-                for head in self.heads:
-                    scores[head.name] = head.classifier.classify(face)
-                    times[head.name] += head.classifier.last_latency_ms
-                    eco.head_runs += 1
-            observations.append(Observation(det, scores))
+        times.update({a.info.name: 0.0 for a in self.analysers})
         h, w = frame.image.shape[:2]
-        events = self.tracker.update(observations, frame.t, frame.wall, (w, h))
+        seen = self.tracker.associate(faces, frame.t, frame.wall, (w, h))
+        self._analyse(seen, frame, times)
+        events = self.tracker.emit(frame.t, frame.wall)
         self.last_faces = faces
         times["frame"] = (time.perf_counter() - t0) * 1000
         self.times.add(times)
         return events
+
+    def _analyse(self, seen: list[tuple[Track, Detection]], frame: Frame,
+                 times: dict[str, float]) -> None:
+        """Each analyser looks at each track seen in this frame, when it wants a sample;
+        with a budget (`scan.samples_per_frame`), undecided tracks are served first and the
+        longest unserved before the others."""
+        budget = self.cfg.scan.samples_per_frame or None
+        margin = self.cfg.detector.crop_margin
+        wanted = []
+        for track, det in seen:
+            sample = FaceSample(frame.image, det, margin, track.frames, self.frame_no)
+            for a in self.analysers:
+                state = track.analysis[a.info.name]
+                if a.wants(state, sample):
+                    decided = a.verdict(state).decided
+                    wanted.append((decided, -track.frames, a, state, sample))
+        if budget is not None and len(wanted) > budget:
+            wanted.sort(key=lambda w: w[:2])
+            wanted = wanted[:budget]
+        for _, _, a, state, sample in wanted:
+            a.take(state, sample)
+            times[a.info.name] += a.last_latency_ms
+            self.economy.head_runs += 1
 
     def view(self, frame: Frame) -> FrameView:
         """What this frame looked like to the pipeline, for outputs that show pictures."""
         plan = self.last_plan
         h, w = frame.image.shape[:2]
         if self._tiles[0] != (w, h):
-            d = self.cfg.detector
-            self._tiles = ((w, h), [(float(t.x0), float(t.y0), float(t.x0 + t.w),
-                                     float(t.y0 + t.h))
-                                    for t in tile_windows(w, h, *d.tiles, d.tile_overlap)[1:]])
-        faces = [FaceView(tr.track_id, tr.box, tr.confirmed, self.tracker.labels(tr))
+            self._tiles = ((w, h), self.detector.scan_tiles(w, h))
+        faces = [FaceView(tr.track_id, tr.box, tr.confirmed, self.tracker.labels(tr),
+                          self.tracker.alarm(tr))
                  for tr in self.tracker.tracks]
         return FrameView(frame.image, frame.wall, faces,
                          list(plan.regions) if plan else [],

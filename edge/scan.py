@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facelens.edge.config import MotionConfig, ScanConfig
-from facelens.edge.detect.base import Box
+from facelens.edge.detect.base import Box, inside, overlaps
 from facelens.edge.motion import Motion, MotionDetector
 
 #: The smallest region: a tiny motion blob still gets enough context for a whole face.
@@ -77,23 +77,11 @@ def motion_regions(box: Box, max_side: int, frame_w: int, frame_h: int) -> list[
     return out
 
 
-def _inside(a: Box, b: Box, slack: float = 0.9) -> bool:
-    """Whether at least `slack` of box a lies inside box b."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    area = (a[2] - a[0]) * (a[3] - a[1])
-    return area > 0 and ix * iy >= slack * area
-
-
-def _overlaps(a: Box, b: Box) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
 def merge(regions: list[Box]) -> list[Box]:
     """Drop regions (nearly) inside another of the same or larger size: one run covers both."""
     kept: list[Box] = []
     for r in sorted(regions, key=lambda b: -(b[2] - b[0])):
-        if not any(_inside(r, k) for k in kept):
+        if not any(inside(r, k) for k in kept):
             kept.append(r)
     return kept
 
@@ -120,7 +108,7 @@ class Scanner:
         live = set()
         for tr in tracks:
             live.add(tr.track_id)
-            moved = any(_overlaps(tr.box, m) for m in motion.boxes)
+            moved = any(overlaps(tr.box, m) for m in motion.boxes)
             due = t - self._refreshed.get(tr.track_id, -math.inf) >= self.cfg.track_refresh_s
             if tr.confirmed and not moved and not due:
                 continue

@@ -1,4 +1,4 @@
-"""Face tracks across frames, their smoothed head scores, and the events of their lifecycle.
+"""Face tracks across frames, and the events of their lifecycle from the analysers' verdicts.
 
 A subscriber wants to hear that someone arrived, when what we believe about them changes,
 and that they left: not 15 messages a second. So a detection must persist for
@@ -6,8 +6,9 @@ and that they left: not 15 messages a second. So a detection must persist for
 label one of its heads reports changes (`update`, at most once per `update_interval_s`), and
 it ends after `lost_after_s` unseen (`end`, with a summary).
 Time comes from the frames, not the wall clock, so a video file gives the same events on any
-machine. Heads are data (facelens.edge.heads): the tracker smooths each head's
-probabilities and asks the head's rule for the label, whatever the head is.
+machine. A frame's step is three: `associate` detections with tracks, let the analysers
+(facelens.edge.analyse) look at the tracks seen, then `emit`; the tracker keeps each
+analyser's state per track and asks it for its verdict, whatever it judges.
 """
 
 from __future__ import annotations
@@ -15,37 +16,17 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from facelens.edge.analyse.base import Analyser, Verdict
 from facelens.edge.config import TrackerConfig
 from facelens.edge.detect.base import Box, Detection, iou_matrix
 from facelens.edge.events import CameraState, FaceEvent, HeadResult, TrackSummary, iso_time
-from facelens.edge.heads import HeadRule
 from facelens.edge.scan import TrackHint
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One face in one frame, with the probabilities each head gave it (absent: not run)."""
-
-    detection: Detection
-    scores: Mapping[str, np.ndarray] = field(default_factory=dict)
-
-
-@dataclass
-class HeadTrack:
-    """One head's view of one track: smoothed probabilities, their running sum (for the
-    summary), and the label last published."""
-
-    smoothed: np.ndarray
-    total: np.ndarray
-    samples: int = 1
-    published: int | None = None
-    #: The track's frame count at the last sample: heads need not run every frame.
-    sampled_at: int = 1
 
 
 @dataclass
@@ -57,45 +38,60 @@ class Track:
     first_wall: float
     last_t: float
     last_wall: float
+    detection: Detection
     hits: int = 1
     frames: int = 1
     confirmed: bool = False
-    heads: dict[str, HeadTrack] = field(default_factory=dict)
+    #: Each analyser's own state for this track, by name; it ends with the track.
+    analysis: dict[str, Any] = field(default_factory=dict)
+    #: The label each analyser said in the last event.
+    published: dict[str, str | None] = field(default_factory=dict)
     seq: int = -1
     last_event_t: float = field(default=-1e18)
 
 
 class Tracker:
-    def __init__(self, config: TrackerConfig, *, heads: Sequence[HeadRule], device: str,
+    def __init__(self, config: TrackerConfig, *, analysers: Sequence[Analyser], device: str,
                  camera: str) -> None:
         self.cfg = config
-        self.rules = {h.name: h for h in heads}
+        self.analysers = {a.info.name: a for a in analysers}
         self.device, self.camera = device, camera
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
         self._run = uuid.uuid4().hex[:6]  # ids stay unique across restarts
         self._frame_size = (0, 0)
+        self._hit: list[Track] = []
 
-    # -- the per-frame step ----------------------------------------------------------------
-    def update(self, observations: Sequence[Observation], t: float, wall: float,
-               frame_size: tuple[int, int]) -> list[FaceEvent]:
-        """Associate this frame's faces with tracks; return the events this frame causes."""
+    # -- the per-frame step: associate, (the caller analyses), emit -------------------------
+    def associate(self, detections: Sequence[Detection], t: float, wall: float,
+                  frame_size: tuple[int, int]) -> list[tuple[Track, Detection]]:
+        """Match this frame's faces to tracks (new faces start tentative tracks); returns
+        each track seen in this frame with its detection, for the analysers."""
         self._frame_size = frame_size
-        matches, unmatched = self._associate(observations)
-        events: list[FaceEvent] = []
-        for track, obs in matches:
-            self._absorb(track, obs, t, wall)
-            events += self._after_hit(track, t, wall)
-        for obs in unmatched:
-            d = obs.detection
-            track = Track(f"{self._run}-{next(self._ids)}", d.box, d.score, t, wall, t, wall)
-            self._absorb(track, obs, t, wall, first=True)
+        matches, unmatched = self._associate(detections)
+        for track, det in matches:
+            track.box, track.score, track.detection = det.box, det.score, det
+            track.hits += 1
+            track.frames += 1
+            track.last_t, track.last_wall = t, wall
+        for det in unmatched:
+            track = Track(f"{self._run}-{next(self._ids)}", det.box, det.score, t, wall, t,
+                          wall, det)
+            track.analysis = {name: a.start() for name, a in self.analysers.items()}
             self.tracks.append(track)
+            matches.append((track, det))
+        self._hit = [tr for tr, _ in matches]
+        return matches
+
+    def emit(self, t: float, wall: float) -> list[FaceEvent]:
+        """The events this frame causes, from the tracks seen and the analysers' verdicts."""
+        events: list[FaceEvent] = []
+        for track in self._hit:
             events += self._after_hit(track, t, wall)
-        matched = {id(tr) for tr, _ in matches}
+        hit = {id(tr) for tr in self._hit}
         survivors = []
         for track in self.tracks:
-            if id(track) in matched or track.last_t == t:
+            if id(track) in hit or track.last_t == t:
                 survivors.append(track)
             elif not track.confirmed:
                 continue  # a tentative face that vanished: never announced, nothing to end
@@ -105,22 +101,23 @@ class Tracker:
                 track.hits = 0
                 survivors.append(track)
         self.tracks = survivors
+        self._hit = []
         return events
 
     def state(self, wall: float) -> CameraState:
-        """The camera's present: confirmed faces, per head the most common label among them
-        (ties broken by name, so the state does not flicker), and whether any is fake."""
+        """The camera's present: confirmed faces, per analyser the most common label among
+        them (ties broken by name, so the state does not flicker) and whether its alarm
+        label is on any of them."""
         present = [tr for tr in self.tracks if tr.confirmed]
         common: dict[str, str | None] = {}
-        for name in self.rules:
-            counts = Counter(label for tr in present
-                             if (label := self._label(tr, name)) is not None)
+        alarms: dict[str, bool] = {}
+        for name, a in self.analysers.items():
+            said = [v.label for tr in present if (v := self.verdict(tr, name)).label is not None]
+            counts = Counter(said)
             common[name] = min(counts, key=lambda k: (-counts[k], k)) if counts else None
-        fake = any(self._label(tr, "authenticity") == "fake" for tr in present)
-        emotion = common.pop("emotion", None)
-        common.pop("authenticity", None)  # its state is `fake_present`
-        return CameraState(self.device, self.camera, len(present), emotion, fake,
-                           "authenticity" in self.rules, iso_time(wall), heads=common)
+            alarms[name] = a.info.positive is not None and a.info.positive in said
+        return CameraState.from_analysers(self.device, self.camera, len(present), common,
+                                          alarms, iso_time(wall))
 
     def hints(self) -> list[TrackHint]:
         """Where the faces were in the last frame: where the next frame's scan looks."""
@@ -132,15 +129,32 @@ class Tracker:
         self.tracks = []
         return events
 
+    def verdict(self, track: Track, name: str) -> Verdict:
+        return self.analysers[name].verdict(track.analysis[name])
+
+    def labels(self, track: Track) -> dict[str, tuple[str, float]]:
+        """Each analyser's current label for a track and its score."""
+        out = {}
+        for name in self.analysers:
+            v = self.verdict(track, name)
+            if v.label is not None:
+                out[name] = (v.label, v.score)
+        return out
+
+    def alarm(self, track: Track) -> bool:
+        """Whether some analyser's alarm label (fake, mask, …) is on this track."""
+        return any(a.info.positive is not None and self.verdict(track, n).label == a.info.positive
+                   for n, a in self.analysers.items())
+
     # -- association -----------------------------------------------------------------------
-    def _associate(self, obs: Sequence[Observation]
-                   ) -> tuple[list[tuple[Track, Observation]], list[Observation]]:
+    def _associate(self, obs: Sequence[Detection]
+                   ) -> tuple[list[tuple[Track, Detection]], list[Detection]]:
         """Greedy matching, best IoU first; then, for small fast faces whose boxes no longer
         overlap enough, nearest centre within one face size."""
         if not self.tracks or not obs:
             return [], list(obs)
         tb = np.array([tr.box for tr in self.tracks], np.float64)
-        ob = np.array([o.detection.box for o in obs], np.float64)
+        ob = np.array([o.box for o in obs], np.float64)
         ious = iou_matrix(tb, ob)
         tc, oc = (tb[:, :2] + tb[:, 2:]) / 2, (ob[:, :2] + ob[:, 2:]) / 2
         size = np.maximum(tb[:, 2] - tb[:, 0], tb[:, 3] - tb[:, 1])
@@ -162,67 +176,32 @@ class Tracker:
         matches = [(self.tracks[i], obs[j]) for i, j in pairs]
         return matches, [o for j, o in enumerate(obs) if j not in used_o]
 
-    # -- state -----------------------------------------------------------------------------
-    def _absorb(self, track: Track, obs: Observation, t: float, wall: float,
-                first: bool = False) -> None:
-        a = self.cfg.emotion_alpha
-        track.box, track.score = obs.detection.box, obs.detection.score
-        if not first:
-            track.hits += 1
-            track.frames += 1
-        track.last_t, track.last_wall = t, wall
-        for name, probs in obs.scores.items():
-            p = np.asarray(probs, np.float64)
-            ht = track.heads.get(name)
-            if ht is None:
-                track.heads[name] = HeadTrack(p, p.copy(), sampled_at=track.frames)
-                continue
-            # Smoothing per frame, not per sample: a head that ran k frames ago weighs the
-            # new sample as k frames of it would have been (heads run at their own cadence).
-            gap = max(1, track.frames - ht.sampled_at)
-            w = 1 - (1 - a) ** gap
-            ht.smoothed = (1 - w) * ht.smoothed + w * p
-            ht.total = ht.total + p
-            ht.samples += 1
-            ht.sampled_at = track.frames
-
+    # -- events --------------------------------------------------------------------------
     def _after_hit(self, track: Track, t: float, wall: float) -> list[FaceEvent]:
         if not track.confirmed:
             if track.hits < self.cfg.confirm_frames:
                 return []
             track.confirmed = True
             return [self._event("new", track, t, wall)]
-        changed = any(self._decide(name, ht) != ht.published
-                      for name, ht in track.heads.items())
+        changed = any((label := self.verdict(track, name).label) is not None
+                      and label != track.published.get(name) for name in self.analysers)
         if changed and t - track.last_event_t >= self.cfg.update_interval_s:
             return [self._event("update", track, t, wall)]
         return []
-
-    def _decide(self, name: str, ht: HeadTrack) -> int:
-        return self.rules[name].decide(ht.smoothed)
-
-    def _label(self, track: Track, name: str) -> str | None:
-        ht = track.heads.get(name)
-        return None if ht is None else self.rules[name].labels[self._decide(name, ht)]
-
-    def labels(self, track: Track) -> dict[str, tuple[str, float]]:
-        """Each head's current label for a track and its smoothed probability."""
-        out = {}
-        for name, ht in track.heads.items():
-            k = self._decide(name, ht)
-            out[name] = (self.rules[name].labels[k], float(ht.smoothed[k]))
-        return out
 
     def _event(self, kind: str, track: Track, t: float, wall: float) -> FaceEvent:
         track.seq += 1
         track.last_event_t = t
         results: dict[str, HeadResult] = {}
         summary_labels: dict[str, str] = {}
-        for name, ht in track.heads.items():
-            rule = self.rules[name]
-            k = ht.published = self._decide(name, ht)
-            results[name] = HeadResult.from_probabilities(rule.labels, k, ht.smoothed)
-            summary_labels[name] = rule.labels[rule.decide(ht.total / ht.samples)]
+        for name, a in self.analysers.items():
+            state = track.analysis[name]
+            v = a.verdict(state)
+            track.published[name] = v.label
+            if v.label is not None:
+                results[name] = HeadResult.from_verdict(v)
+            if (label := a.summary(state)) is not None:
+                summary_labels[name] = label
         summary = None
         if kind == "end":
             summary = TrackSummary.from_heads(round(track.last_t - track.first_t, 3),

@@ -15,8 +15,8 @@ import subprocess
 import numpy as np
 import pytest
 
+from facelens.edge.analyse.heads import HeadRule
 from facelens.edge.contract import ModelManifest
-from facelens.edge.heads import HeadRule
 from tests.conftest import FACELENS
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_mqtt import validate

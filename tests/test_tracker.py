@@ -2,36 +2,82 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
 
+from facelens.edge.analyse.base import FaceSample
+from facelens.edge.analyse.heads import HeadAnalyser, HeadRule, HeadState
 from facelens.edge.config import TrackerConfig
 from facelens.edge.contract import AUTHENTICITY_LABELS, FER2013_LABELS
 from facelens.edge.detect.base import Detection
-from facelens.edge.heads import HeadRule
-from facelens.edge.track import Observation, Tracker
-
-HEADS = (HeadRule("emotion", FER2013_LABELS),
-         HeadRule("authenticity", AUTHENTICITY_LABELS, positive=1, threshold=0.5))
+from facelens.edge.track import Tracker
 
 HAPPY = np.eye(7)[3] * 0.9 + 0.1 / 7
 NEUTRAL = np.eye(7)[6] * 0.9 + 0.1 / 7
+FRAME = np.zeros((480, 640, 3), np.uint8)
 
 
-def make_tracker(**cfg) -> Tracker:
+@dataclass(frozen=True)
+class Scripted(Detection):
+    """A detection carrying what each head's model would have said of it (the test's data)."""
+
+    scores: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+class ScriptedHead(HeadAnalyser):
+    """The real head analyser (cadence, smoothing, rule) with the model's answer scripted."""
+
+    def wants(self, state: HeadState, sample: FaceSample) -> bool:
+        return self.info.name in getattr(sample.detection, "scores", {})
+
+    def probabilities(self, sample: FaceSample) -> np.ndarray:
+        return sample.detection.scores[self.info.name]
+
+
+def heads(alpha: float) -> list[ScriptedHead]:
+    return [ScriptedHead(HeadRule("emotion", FER2013_LABELS), None, alpha=alpha, every=1),
+            ScriptedHead(HeadRule("authenticity", AUTHENTICITY_LABELS, positive=1,
+                                  threshold=0.5), None, alpha=alpha, every=1)]
+
+
+class Driven:
+    """A tracker driven as the pipeline drives it: associate, analyse, emit."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker, self.frame_no = tracker, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.tracker, name)
+
+    def update(self, detections, t: float, wall: float, size=(640, 480)):
+        self.frame_no += 1
+        for track, det in self.tracker.associate(detections, t, wall, size):
+            sample = FaceSample(FRAME, det, 0.2, track.frames, self.frame_no)
+            for a in self.tracker.analysers.values():
+                state = track.analysis[a.info.name]
+                if a.wants(state, sample):
+                    a.take(state, sample)
+        return self.tracker.emit(t, wall)
+
+
+def make_tracker(**cfg) -> Driven:
     base = {"confirm_frames": 3, "lost_after_s": 1.0, "update_interval_s": 1.0,
             "emotion_alpha": 0.5, "iou": 0.3}
-    return Tracker(TrackerConfig(**{**base, **cfg}), heads=HEADS, device="dev", camera="cam")
+    config = TrackerConfig(**{**base, **cfg})
+    return Driven(Tracker(config, analysers=heads(config.emotion_alpha), device="dev",
+                          camera="cam"))
 
 
-def face(x: float, y: float = 100, size: float = 60, emotion=HAPPY, fake=None) -> Observation:
+def face(x: float, y: float = 100, size: float = 60, emotion=HAPPY, fake=None) -> Scripted:
     scores = {} if emotion is None else {"emotion": emotion}
     if fake is not None:
         scores["authenticity"] = np.array([1 - fake, fake])
-    return Observation(Detection((x, y, x + size, y + size), 0.9), scores)
+    return Scripted((x, y, x + size, y + size), 0.9, scores=scores)
 
 
-def run(tracker: Tracker, frames: list[list[Observation]], fps: float = 10.0):
+def run(tracker: Driven, frames: list[list[Scripted]], fps: float = 10.0):
     events = []
     for i, obs in enumerate(frames):
         events += tracker.update(obs, i / fps, 1_700_000_000 + i / fps, (640, 480))
@@ -121,6 +167,6 @@ def test_finish_ends_every_confirmed_track():
 
 
 def test_without_an_emotion_model_emotion_is_null():
-    tr = Tracker(TrackerConfig(confirm_frames=1), heads=(), device="d", camera="c")
+    tr = Driven(Tracker(TrackerConfig(confirm_frames=1), analysers=(), device="d", camera="c"))
     events = tr.update([face(10, emotion=None)], 0.0, 0.0, (640, 480))
     assert events[0].emotion is None and events[0].to_dict()["emotion"] is None

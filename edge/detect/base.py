@@ -42,17 +42,41 @@ class Detector(Protocol):
         """Faces in an H×W×3 BGR frame: a full scan."""
         ...
 
+    def scan_tiles(self, frame_w: int, frame_h: int) -> list[Box]:
+        """The windows a full scan runs on besides the whole frame (the live view draws
+        them); none for a detector that scans the frame whole."""
+        ...
+
     def detect_regions(self, image: np.ndarray, regions: Sequence[Box]) -> list[Detection]:
         """Faces in these regions of the frame (frame pixels), in frame coordinates."""
         ...
 
 
-def iou(a: Box, b: Box) -> float:
+def area(a: Box) -> float:
+    return max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
+
+
+def intersection(a: Box, b: Box) -> float:
+    """The area two boxes share (0 when apart)."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return ix * iy
+
+
+def iou(a: Box, b: Box) -> float:
+    inter = intersection(a, b)
+    union = area(a) + area(b) - inter
     return inter / union if union > 0 else 0.0
+
+
+def inside(a: Box, b: Box, slack: float = 0.9) -> bool:
+    """Whether at least `slack` of box a lies inside box b."""
+    return area(a) > 0 and intersection(a, b) >= slack * area(a)
+
+
+def overlaps(a: Box, b: Box) -> bool:
+    """Whether the boxes share any area (touching edges do not)."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

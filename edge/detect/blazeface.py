@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from facelens.edge.contract import DETECTION_TASK, ManifestError, convert_colour, normalize
+from facelens.edge.contract import DETECTION_TASK, convert_colour, normalize
 from facelens.edge.detect.base import Box, Detection, iou_matrix
 from facelens.edge.models import open_configured
 from facelens.edge.runtime import TFLiteModel
@@ -190,6 +190,11 @@ class BlazeFaceDetector:
             boxes, scores, kps = boxes[~cut], scores[~cut], kps[~cut]
         return boxes, scores, kps
 
+    def scan_tiles(self, frame_w: int, frame_h: int) -> list[Box]:
+        """The tiles a full scan runs on besides the whole frame."""
+        return [(float(t.x0), float(t.y0), float(t.x0 + t.w), float(t.y0 + t.h))
+                for t in tile_windows(frame_w, frame_h, *self.tiles, self.tile_overlap)[1:]]
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         """A full scan: the whole frame and the configured tiles."""
         h, w = image.shape[:2]
@@ -233,18 +238,13 @@ class BlazeFaceDetector:
 def build(cfg: Config) -> BlazeFaceDetector:
     """The registry's builder: the [detector] section's model, thresholds and tiles."""
     d = cfg.detector
-    model = open_configured("detector.model", d.model, cfg.runtime)
-    if model.manifest.task != DETECTION_TASK:
-        raise ManifestError(f"detector.model = {d.model!r} is a {model.manifest.task} model, "
-                            "not a face detector")
+    model = open_configured("detector.model", d.model, cfg.runtime, task=DETECTION_TASK)
     detector = BlazeFaceDetector(model, min_score=d.min_score, nms_iou=d.nms_iou,
                                  tiles=d.tiles, tile_overlap=d.tile_overlap,
                                  min_face_px=d.min_face_px)
     if d.region_model and d.region_model != d.model:
-        small = open_configured("detector.region_model", d.region_model, cfg.runtime)
-        if small.manifest.task != DETECTION_TASK:
-            raise ManifestError(f"detector.region_model = {d.region_model!r} is a "
-                                f"{small.manifest.task} model, not a face detector")
+        small = open_configured("detector.region_model", d.region_model, cfg.runtime,
+                                task=DETECTION_TASK)
         detector.regions = BlazeFaceDetector(small, min_score=d.min_score, nms_iou=d.nms_iou,
                                              min_face_px=d.min_face_px)
         detector.backend += f"; regions: {small.manifest.name}"

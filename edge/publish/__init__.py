@@ -1,7 +1,7 @@
 """Outputs, by name: every event, state change, stats report and snapshot goes to each.
 
 To add one: a module here with a `Publisher` subclass (publish/base.py) and a
-`build(cfg, heads) -> Publisher | None` that returns None when its config section leaves it
+`build(cfg, analysers) -> Publisher | None` that returns None when its config section leaves it
 off; then one line below, and its config section. Order matters: MQTT first, so that an event
 is in the durable outbox before any other output shows it.
 """
@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from facelens.edge.analyse.base import AnalyserInfo
 from facelens.edge.config import Config
-from facelens.edge.heads import HeadRule
 from facelens.edge.publish import mqtt, stdout, web
 from facelens.edge.publish.base import Publisher
 
-PUBLISHERS: dict[str, Callable[[Config, Sequence[HeadRule]], Publisher | None]] = {
+PUBLISHERS: dict[str, Callable[[Config, Sequence[AnalyserInfo]], Publisher | None]] = {
     "mqtt": mqtt.build,
     "stdout": stdout.build,
     "web": web.build,
 }
 
 
-def build_publishers(cfg: Config, heads: Sequence[HeadRule]) -> list[Publisher]:
+def build_publishers(cfg: Config, heads: Sequence[AnalyserInfo]) -> list[Publisher]:
     """Every output the config turns on, in registry order."""
     return [pub for build in PUBLISHERS.values() if (pub := build(cfg, heads)) is not None]

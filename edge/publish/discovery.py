@@ -1,8 +1,10 @@
 """Home Assistant MQTT discovery: retained config messages that make entities appear.
 
-Faces present, dominant emotion, the authenticity alarm, connectivity and frame rate show up
-as entities of one device with no YAML; every further head (a user's own age or mask model)
-becomes a sensor of its most common label, with its manifest's labels as the options.
+Faces present, each analyser's most common label (an enum sensor with its labels as the
+options, or a plain sensor when its labels are open) and its alarm (a problem binary sensor,
+for analysers with a positive label), connectivity and frame rate show up as entities of one
+device with no YAML. Which analyser shows where comes from the wire format's table
+(events.state_fields).
 Turning discovery off publishes empty retained configs to the same topics, which is how Home
 Assistant removes them.
 """
@@ -13,21 +15,38 @@ import json
 from collections.abc import Sequence
 
 from facelens.edge import __version__
-from facelens.edge.contract import AUTHENTICITY_LABELS, FER2013_LABELS
-from facelens.edge.events import DOCUMENTED_HEADS
-from facelens.edge.heads import HeadRule
+from facelens.edge.analyse.base import AnalyserInfo
+from facelens.edge.events import DOCUMENTED_INFOS, state_fields
 from facelens.edge.publish.topics import Topics
 
-NO_EMOTION = "none"
-#: The two documented heads, for the removal messages when discovery is turned off.
-DOCUMENTED = (HeadRule("emotion", FER2013_LABELS), HeadRule("authenticity", AUTHENTICITY_LABELS, 1))
+#: The state of an enum sensor when nobody is there (or nobody said anything yet).
+NOBODY = "none"
+
+
+def _analyser_entities(topics: Topics, info: AnalyserInfo) -> list[tuple[str, str, dict]]:
+    """Each state field an analyser has becomes an entity: its label as an enum sensor (a
+    plain sensor when its labels are open), its alarm as a problem binary sensor."""
+    out: list[tuple[str, str, dict]] = []
+    cam = topics.camera
+    for f in state_fields(info):
+        if f.kind == "alarm":
+            out.append(("binary_sensor", f.key, {
+                "name": f"{cam} {f.name}", "state_topic": topics.state,
+                "value_template": f"{{{{ 'ON' if value_json.{f.path} else 'OFF' }}}}",
+                "device_class": "problem", "icon": f.icon}))
+            continue
+        payload: dict[str, object] = {
+            "name": f"{cam} {f.name}", "state_topic": topics.state,
+            "value_template": f"{{{{ value_json.{f.path} or '{NOBODY}' }}}}", "icon": f.icon}
+        if info.labels is not None:
+            payload |= {"device_class": "enum", "options": [*info.labels, NOBODY]}
+        out.append(("sensor", f.key, payload))
+    return out
 
 
 def discovery_messages(topics: Topics, discovery_prefix: str, *,
-                       heads: Sequence[HeadRule] = ()) -> list[tuple[str, dict]]:
-    """(config topic, payload) for every entity FaceLens offers with these heads."""
-    by_name = {h.name: h for h in heads}
-    emotion = by_name.get("emotion")
+                       heads: Sequence[AnalyserInfo] = ()) -> list[tuple[str, dict]]:
+    """(config topic, payload) for every entity FaceLens offers with these analysers."""
     dev, cam = topics.device, topics.camera
     uid = f"facelens_{dev}_{cam}"
     device = {"identifiers": [f"facelens_{dev}"], "name": f"FaceLens {dev}",
@@ -39,32 +58,16 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *,
         ("sensor", "faces", {
             "name": f"{cam} faces", "state_topic": topics.state,
             "value_template": "{{ value_json.faces }}", "state_class": "measurement",
-            "icon": "mdi:face-recognition"}),
-        ("sensor", "emotion", {
-            "name": f"{cam} dominant emotion", "state_topic": topics.state,
-            "value_template": f"{{{{ value_json.dominant_emotion or '{NO_EMOTION}' }}}}",
-            "device_class": "enum",
-            "options": [*(emotion.labels if emotion else ()), NO_EMOTION],
-            "icon": "mdi:emoticon-outline"}),
-        ("binary_sensor", "fake", {
-            "name": f"{cam} fake face", "state_topic": topics.state,
-            "value_template": "{{ 'ON' if value_json.fake_present else 'OFF' }}",
-            "device_class": "problem", "icon": "mdi:incognito"}),
-        ("sensor", "fps", {
-            "name": "frame rate", "state_topic": topics.stats,
-            "value_template": "{{ value_json.fps }}", "unit_of_measurement": "fps",
-            "state_class": "measurement", "entity_category": "diagnostic"}),
-    ]
-    if "authenticity" not in by_name:
-        entities = [e for e in entities if e[1] != "fake"]
-    for h in heads:
-        if h.name in DOCUMENTED_HEADS:
-            continue
-        entities.append(("sensor", f"head_{h.name}", {
-            "name": f"{cam} {h.name.replace('_', ' ')}", "state_topic": topics.state,
-            "value_template": f"{{{{ value_json.heads.{h.name} or '{NO_EMOTION}' }}}}",
-            "device_class": "enum", "options": [*h.labels, NO_EMOTION],
-            "icon": "mdi:face-recognition"}))
+            "icon": "mdi:face-recognition"})]
+    offered = {h.name for h in heads}
+    # The emotion sensor is offered even without an emotion model (it then says `none`),
+    # as it always was; other analysers only when they run.
+    for info in [*(i for i in DOCUMENTED_INFOS[:1] if i.name not in offered), *heads]:
+        entities += _analyser_entities(topics, info)
+    entities.append(("sensor", "fps", {
+        "name": "frame rate", "state_topic": topics.stats,
+        "value_template": "{{ value_json.fps }}", "unit_of_measurement": "fps",
+        "state_class": "measurement", "entity_category": "diagnostic"}))
     out = []
     for component, key, payload in entities:
         unique = f"{uid}_{key}" if key != "fps" else f"facelens_{dev}_fps"
@@ -86,7 +89,7 @@ def discovery_payloads(topics: Topics, discovery_prefix: str, enabled: bool,
     payload (removal) for every entity not offered now, e.g. after discovery was disabled."""
     offered = dict(discovery_messages(topics, discovery_prefix, **kwargs)) if enabled else {}
     # Every entity the documented heads may have made, and every one offered now.
-    every = [t for t, _ in discovery_messages(topics, discovery_prefix, heads=DOCUMENTED)]
+    every = [t for t, _ in discovery_messages(topics, discovery_prefix, heads=DOCUMENTED_INFOS)]
     every += [t for t in offered if t not in every]
     return [(t, json.dumps(offered[t], separators=(",", ":")).encode() if t in offered else b"")
             for t in every]

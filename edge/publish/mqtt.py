@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from facelens.edge.analyse.base import AnalyserInfo
 from facelens.edge.config import Config, ConfigError, MqttConfig
 from facelens.edge.errors import FaceLensError
 from facelens.edge.events import CameraState, FaceEvent, ServiceStats, Snapshot
-from facelens.edge.heads import HeadRule
 from facelens.edge.publish.base import Publisher
 from facelens.edge.publish.discovery import discovery_payloads
 from facelens.edge.publish.outbox import Outbox
@@ -111,7 +111,7 @@ def probe(cfg: MqttConfig, device: str, timeout: float = 5.0) -> str:
     return f"connected to {where}" + (f" as {cfg.username}" if cfg.username else "")
 
 
-def build(cfg: Config, heads: Sequence[HeadRule]) -> MqttPublisher | None:
+def build(cfg: Config, heads: Sequence[AnalyserInfo]) -> MqttPublisher | None:
     """The registry's builder: on when `mqtt.host` is set."""
     if not cfg.mqtt.host:
         return None
@@ -121,7 +121,7 @@ def build(cfg: Config, heads: Sequence[HeadRule]) -> MqttPublisher | None:
 
 class MqttPublisher(Publisher):
     def __init__(self, cfg: MqttConfig, *, device: str, camera: str,
-                 heads: Sequence[HeadRule] = ()) -> None:
+                 heads: Sequence[AnalyserInfo] = ()) -> None:
         self.cfg = cfg
         self.topics = Topics(cfg.topic_prefix, device, camera)
         try:

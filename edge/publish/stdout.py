@@ -19,9 +19,9 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
+from facelens.edge.analyse.base import AnalyserInfo
 from facelens.edge.config import Config
 from facelens.edge.events import FaceEvent
-from facelens.edge.heads import HeadRule
 from facelens.edge.publish.base import Publisher
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,6 @@ class StdoutPublisher(Publisher):
             log.warning("%d event line(s) dropped on standard output", self.dropped)
 
 
-def build(cfg: Config, heads: Sequence[HeadRule]) -> StdoutPublisher | None:
+def build(cfg: Config, heads: Sequence[AnalyserInfo]) -> StdoutPublisher | None:
     """The registry's builder: on when `output.stdout` is true."""
     return StdoutPublisher() if cfg.output.stdout else None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from facelens.edge.analyse.base import AnalyserInfo
 from facelens.edge.config import Config
-from facelens.edge.heads import HeadRule
 from facelens.edge.publish.base import Publisher
 
 
-def build(cfg: Config, heads: Sequence[HeadRule]) -> Publisher | None:
+def build(cfg: Config, heads: Sequence[AnalyserInfo]) -> Publisher | None:
     """The registry's builder: on when `web.enabled` is true."""
     if not cfg.web.enabled:
         return None

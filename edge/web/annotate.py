@@ -32,8 +32,7 @@ def annotate(view: FrameView, overlays: Iterable[str] = ()) -> np.ndarray:
             cv2.rectangle(img, (int(x1), int(y1)), (int(x2) - 1, int(y2) - 1), BLUE, 2)
     for face in view.faces:
         x1, y1, x2, y2 = (round(v) for v in face.box)
-        fake = face.labels.get("authenticity", ("", 0.0))[0] == "fake"
-        colour = RED if fake else GREEN
+        colour = RED if face.alarm else GREEN  # fake, mask: some analyser's alarm is on
         cv2.rectangle(img, (x1, y1), (x2, y2), colour, 2 if face.confirmed else 1)
         lines = [face.track_id.split("-")[-1] if face.confirmed else "?"]
         lines += [f"{label} {score:.0%}" for label, score in face.labels.values()]
