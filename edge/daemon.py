@@ -71,6 +71,8 @@ class Daemon:
         cfg, pipeline = self.cfg, self.pipeline
         self.reader = reader = open_camera(cfg.source, stop=self.stop)
         source = reader.source
+        for pub in self.publishers:
+            pub.start()
         try:
             reader.start()
         except Exception:

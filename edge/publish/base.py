@@ -14,6 +14,12 @@ from facelens.edge.events import (
 
 
 class Publisher:
+    """An output. Built from the config (nothing connects or listens yet), `start`ed by the
+    daemon once everything is built, fed, then `close`d once."""
+
+    def start(self) -> None:
+        """Connect, listen, start threads: the side effects, after construction."""
+
     def publish(self, event: FaceEvent) -> None:
         raise NotImplementedError
 

@@ -148,6 +148,9 @@ class MqttPublisher(Publisher):
         self.client = self._make_client()
         self._network = threading.Thread(target=self._network_loop, name="mqtt-network",
                                          daemon=True)
+
+    def start(self) -> None:
+        """Connect (in the background): the network thread owns the client from here on."""
         self._network.start()
 
     @property
@@ -299,7 +302,7 @@ class MqttPublisher(Publisher):
 
         A broker that is away when the daemon is told to stop is tried at once and again
         until the budget ends: the backlog is worth the few seconds systemd gives us."""
-        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        deadline = time.monotonic() + (FLUSH_TIMEOUT_S if self._network.is_alive() else 0.0)
         while (self.outbox.depth() or not self._direct.empty()) and time.monotonic() < deadline:
             if not self._connected.is_set():
                 self._hurry.set()
@@ -313,7 +316,8 @@ class MqttPublisher(Publisher):
             self._offline_acked.wait(1.0)
         self._stopped.set()
         self._hurry.set()
-        self._network.join(timeout=CONNECT_TIMEOUT_S + 1.0)
+        if self._network.is_alive():
+            self._network.join(timeout=CONNECT_TIMEOUT_S + 1.0)
         left = self.outbox.depth()
         if left:
             log.info("%d event(s) stay in the outbox %s for the next start", left,

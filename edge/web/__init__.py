@@ -19,6 +19,7 @@ def start(cfg: Config) -> LiveView:
     except OSError as exc:
         raise ConfigError(f"web.listen = {cfg.web.listen!r}: cannot listen there: "
                           f"{exc.strerror or exc}") from exc
+    live.on_start = server.start
     live.on_close = server.close
     live.rejected = lambda: server.rejected
     live.port = server.port

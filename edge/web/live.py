@@ -40,13 +40,18 @@ class LiveView(Publisher):
         self._stats: ServiceStats | None = None
         self._state: CameraState | None = None
         self._cameras: dict[str, CameraHealth] = {}
-        #: Set by the builder: stops the HTTP server; and the port it listens on.
+        #: Set by the builder: starts and stops the HTTP server; and the port it listens on.
+        self.on_start: Callable[[], None] | None = None
         self.on_close: Callable[[], None] | None = None
         #: Set by the builder: connections the server turned away so far.
         self.rejected: Callable[[], int] = lambda: 0
         self.port = 0
 
     # -- the publisher side (the processing loop) ------------------------------------------
+    def start(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
+
     @property
     def wants_frames(self) -> bool:
         return self._viewers > 0

@@ -314,9 +314,12 @@ class WebServer:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="web",
                                         kwargs={"poll_interval": 0.5}, daemon=True)
+        self._where = f"{'https' if cfg.cert_file else 'http'}://{host}:{self.port}/"
+
+    def start(self) -> None:
+        """Serve (bound already in the constructor, so a taken port fails the build)."""
         self._thread.start()
-        scheme = "https" if cfg.cert_file else "http"
-        log.info("live view on %s://%s:%d/", scheme, host, self.port)
+        log.info("live view on %s", self._where)
 
     @property
     def rejected(self) -> int:
@@ -324,6 +327,7 @@ class WebServer:
 
     def close(self) -> None:
         self._server.closing.set()
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=2)
         self._server.server_close()
-        self._thread.join(timeout=2)
