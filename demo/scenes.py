@@ -310,3 +310,22 @@ def room_camera_video(path: str | Path, *, seconds: float = 180, fps: float = 10
     people = [Visitor(f"{p[0].name}#{k}", p[3], boxes)
               for k, (p, boxes) in enumerate(zip(plans, truth, strict=True)) if boxes]
     return RoomCameraVideo(path, fps, n, people, light_switch)
+
+
+def visits_video(path: str | Path, people: list[FacePhoto], *, fps: float = 10.0,
+                 frames_each: int = 40, gap: int = 15, face_px: int = 110) -> Path:
+    """People visit one at a time: each face (`face_px` tall, drifting slowly) for
+    `frames_each` frames, with `gap` empty frames before each and at the end."""
+    frames: list[np.ndarray] = []
+    for person in people:
+        frames += [background() for _ in range(gap)]
+        for i in range(frames_each):
+            canvas = background()
+            paste_face(canvas, person, 200 + 2 * i, 130, face_px)
+            frames.append(canvas)
+    frames += [background() for _ in range(gap)]
+    return write_video(path, frames, fps)
+
+
+def photo_of(image: np.ndarray, name: str, face: tuple[int, int, int, int]) -> FacePhoto:
+    return FacePhoto(name, image, face)

@@ -1,4 +1,4 @@
-"""`facelens run | check | snapshot | collect | models fetch | install`: the service, its tools.
+"""`facelens run | check | snapshot | collect | faces | models`: the service, its tools.
 
 Exit status: 0 fine, 2 configuration error, 3 model error, 4 source error, 5 MQTT broker
 unreachable (check only), 1 anything else.
@@ -73,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
                       help="default: the config's runtime.models_dir")
     inst.add_argument("--restart", action="store_true",
                       help="restart facelens.service afterwards (under systemd)")
+    faces = sub.add_parser("faces", help="known faces: enrol, list and remove people "
+                                         "(embeddings only, on this device)")
+    fsub = faces.add_subparsers(dest="faces_command", required=True)
+    fadd = fsub.add_parser("add", help="enrol a person from photos (or a collect folder)")
+    fadd.add_argument("name", help="letters, digits, _ or -; it appears in events and Home "
+                                   "Assistant")
+    fadd.add_argument("photos", type=Path, nargs="+", help="photos, or folders of them")
+    fsub.add_parser("list", help="the people enrolled, with their photo counts")
+    frm = fsub.add_parser("remove", help="delete a person's embeddings")
+    frm.add_argument("name")
+    for p in fsub.choices.values():
+        p.add_argument("--config", type=Path, default=os.environ.get("FACELENS_CONFIG"),
+                       help="TOML config file (default: $FACELENS_CONFIG)")
+        p.add_argument("--models-dir", type=Path, help="override runtime.models_dir")
+        p.set_defaults(source=None)
     return ap
 
 
@@ -203,10 +218,39 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faces(args: argparse.Namespace) -> int:
+    """Enrolment runs the detector and the embedder here, on the device: photos never
+    leave it, and only their embeddings are kept."""
+    from facelens.edge import enrol
+    from facelens.edge.gallery import GalleryError
+
+    cfg = _config(args)
+    _setup_logging("WARNING")
+    where = cfg.identity.gallery_path
+    if args.faces_command == "add":
+        done = enrol.add(cfg, args.name, args.photos)
+        for path, why in done.refused:
+            print(f"refused {path}: {why}", file=sys.stderr)
+        if not done.accepted:
+            raise GalleryError(f"no photo of {args.name} was usable ({len(done.refused)} "
+                               "refused): nothing changed")
+        print(f"enrolled {args.name}: {len(done.accepted)} photo(s) ({len(done.refused)} "
+              f"refused) in {where}; a running service picks it up within seconds")
+    elif args.faces_command == "list":
+        people = enrol.listing(cfg)
+        for name, n in people.items():
+            print(f"{name}\t{n} photo(s)")
+        print(f"{len(people)} {'person' if len(people) == 1 else 'people'} enrolled in {where}")
+    else:
+        enrol.remove(cfg, args.name)
+        print(f"removed {args.name} from {where} (their embeddings are deleted)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": cmd_run, "check": cmd_check, "snapshot": cmd_snapshot,
-               "collect": cmd_collect,
+               "collect": cmd_collect, "faces": cmd_faces,
                "models": cmd_models}[args.command]
     try:
         return handler(args)

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from facelens.edge.contract import DETECTION_TASK
+from facelens.edge.contract import DETECTION_TASK, EMBEDDING_TASK
 from facelens.edge.errors import DEBUG_ENV, FaceLensError
 from facelens.edge.events import DOCUMENTED_HEADS
 
@@ -208,6 +208,45 @@ class AuthenticityConfig(HeadConfig):
     pass
 
 
+class IdentityConfig(_Section):
+    """Known faces: who each track is, from the people enrolled with `facelens faces add`.
+    Nothing runs while nobody is enrolled."""
+
+    #: The face-embedding model (a manifest name or path); empty switches identity off.
+    model: str | None = "mobilefacenet"
+    #: The gallery: enrolled people's face embeddings (biometric data: mode 0600, never
+    #: published). Default: faces.json in the state directory.
+    gallery_path: Path = Field(default_factory=lambda: default_state_dir() / "faces.json")
+    #: A name is decided when the mean cosine similarity to that person reaches `threshold`
+    #: and beats the runner-up by `margin`, after at least `min_samples` good samples.
+    threshold: float = Field(default=0.6, gt=0, lt=1)
+    margin: float = Field(default=0.08, ge=0, lt=1)
+    min_samples: int = Field(default=3, ge=1, le=50)
+    #: `unknown` only after this many good samples matched nobody (never on the first one);
+    #: a track still ambiguous after `max_samples` is unknown too.
+    unknown_samples: int = Field(default=5, ge=1, le=100)
+    max_samples: int = Field(default=15, ge=1, le=500)
+    #: A sample is good when the face is this large (smaller side, px), sharp (variance of
+    #: the Laplacian at 96 px) and frontal (0-1, from the eye and nose keypoints).
+    min_face_px: int = Field(default=48, ge=16)
+    min_sharpness: float = Field(default=20.0, ge=0)
+    min_frontality: float = Field(default=0.5, ge=0, le=1)
+    #: Embed a track at most every this many frames.
+    every_frames: int = Field(default=2, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _empty_is_off(cls, v: str | None) -> str | None:
+        return v or None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IdentityConfig:
+        if not self.min_samples <= self.max_samples or \
+                not self.unknown_samples <= self.max_samples:
+            raise ValueError("min_samples and unknown_samples must not exceed max_samples")
+        return self
+
+
 
 
 class RuntimeConfig(_Section):
@@ -357,6 +396,7 @@ class Config(_Section):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     emotion: EmotionConfig = Field(default_factory=EmotionConfig)
     authenticity: AuthenticityConfig = Field(default_factory=AuthenticityConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
     #: More classifier heads, [heads.<name>] each (e.g. [heads.age] model = "my_age").
     heads: dict[str, HeadConfig] = Field(default_factory=dict)
     motion: MotionConfig = Field(default_factory=MotionConfig)
@@ -388,6 +428,8 @@ def model_key(task: str) -> tuple[str, str]:
     two documented heads, or a [heads.<task>] table."""
     if task == DETECTION_TASK:
         return "detector", "detector.model"
+    if task == EMBEDDING_TASK:
+        return "identity", "identity.model"
     if task in DOCUMENTED_HEADS:
         return task, f"{task}.model"
     return f"heads.{task}", f"heads.{task}.model"

@@ -35,6 +35,17 @@ DETECTION_TASK = "face_detection"
 #: The task of a face-landmark model (MediaPipe's face mesh: 468 points per face crop), used
 #: on the workstation for self-blend masks and face-swap evaluation.
 LANDMARK_TASK = "face_landmarks"
+#: The task of a face-embedding model (identity): an aligned face in, a vector out whose
+#: cosine similarity to another face's says whether they are the same person.
+EMBEDDING_TASK = "face_embedding"
+#: Where the eyes, nose tip and mouth centre of an aligned face go, in pixels of a 112×112
+#: input: ArcFace's five-point template (InsightFace), with its two mouth corners averaged
+#: into the one mouth point BlazeFace gives. Order: the eye on the image's left (the
+#: subject's right), the other eye, nose tip, mouth centre.
+ALIGNMENT_TEMPLATES: dict[str, np.ndarray] = {
+    "arcface_112": np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [56.1396, 92.2848]], np.float32),
+}
 
 Colour = Literal["gray", "rgb", "bgr"]
 #: A file name with no directory in it: letters, digits, '.', '_' and '-', not starting with
@@ -62,6 +73,11 @@ class InputSpec(_Strict):
     colour: Colour
     #: The float range that pixel values 0…255 map to linearly, e.g. [-1, 1] or [0, 1].
     range: tuple[float, float] = (0.0, 1.0)
+    #: The model's fixed batch size (some converted models cannot be resized to 1).
+    batch: int = Field(default=1, ge=1, le=16)
+    #: How a face is cut out for the model: a square crop of the box ("none"), or warped by
+    #: a similarity transform from the detector's keypoints onto a template (face embeddings).
+    alignment: Literal["none", "arcface_112"] = "none"
 
     @field_validator("range")
     @classmethod
@@ -98,8 +114,11 @@ class OutputSpec(_Strict):
     #: softmax: probabilities already; sigmoid: one probability, of the positive label;
     #: logits: apply softmax. Detectors use "blazeface"; landmark models "landmarks"
     #: (x, y, z per point, in input pixels).
-    activation: Literal["softmax", "sigmoid", "logits", "blazeface", "landmarks"] = "softmax"
+    activation: Literal["softmax", "sigmoid", "logits", "blazeface", "landmarks",
+                        "embedding"] = "softmax"
     anchors: tuple[AnchorLayer, ...] = ()
+    #: Values per face of an embedding output (which FaceLens L2-normalises).
+    dims: int = Field(default=0, ge=0)
     #: The positive class of a two-label model: what a sigmoid output is the probability of
     #: and what a head's threshold decides on. Default for two labels: the last one.
     positive: str | None = None
@@ -182,6 +201,14 @@ class ModelManifest(_Strict):
             if out.activation != "blazeface" or not out.anchors:
                 raise ValueError("a face_detection manifest needs output.activation 'blazeface' "
                                  "and its output.anchors")
+            return
+        if (self.task == EMBEDDING_TASK) != (out.activation == "embedding"):
+            raise ValueError("a face_embedding manifest, and only one, has output.activation "
+                             "'embedding'")
+        if self.task == EMBEDDING_TASK:
+            if out.dims < 8 or self.input.alignment == "none":
+                raise ValueError("a face_embedding manifest needs output.dims (>= 8) and an "
+                                 "input.alignment template")
             return
         if (self.task == LANDMARK_TASK) != (out.activation == "landmarks"):
             raise ValueError("a face_landmarks manifest, and only one, has output.activation "
@@ -353,6 +380,33 @@ def preprocess(images: Sequence[np.ndarray] | np.ndarray, spec: InputSpec,
     the device share; anything that feeds a model goes through it.
     """
     return normalize(to_pixels(images, spec), spec, quant)
+
+
+def align(image: np.ndarray, keypoints: Sequence[tuple[float, float]],
+          spec: InputSpec) -> np.ndarray:
+    """The face warped onto the manifest's template by a similarity transform (rotation,
+    uniform scale, shift) fitted to BlazeFace's eyes, nose tip and mouth: a spec.width ×
+    spec.height BGR image, in the frame's own colours (preprocess converts them)."""
+    if spec.alignment == "none":
+        raise ValueError("this model takes unaligned crops (input.alignment 'none')")
+    if len(keypoints) < 4:
+        raise ValueError(f"alignment needs eyes, nose and mouth keypoints, got {len(keypoints)}")
+    template = ALIGNMENT_TEMPLATES[spec.alignment] * np.array(
+        [spec.width / 112.0, spec.height / 112.0], np.float32)
+    src = np.asarray(keypoints[:4], np.float32)
+    if src[0, 0] > src[1, 0]:  # the template's first eye is the one on the image's left
+        src[[0, 1]] = src[[1, 0]]
+    matrix, _ = cv2.estimateAffinePartial2D(src, template, method=cv2.LMEDS)
+    if matrix is None:
+        raise ValueError("keypoints too degenerate to align the face")
+    return cv2.warpAffine(image, matrix, (spec.width, spec.height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def unit_rows(values: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (an embedding's cosine similarity is then a dot)."""
+    v = np.asarray(values, np.float32).reshape(len(values), -1)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
 def dequantize(values: np.ndarray, details: dict) -> np.ndarray:

@@ -7,6 +7,7 @@ payload. `schema_version` changes when a field changes meaning or goes away.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -19,11 +20,14 @@ from facelens.edge.contract import AUTHENTICITY_LABELS, FER2013_LABELS
 
 EVENT_SCHEMA_VERSION = 1
 EventType = Literal["new", "update", "end"]
-#: Heads with fields of their own in events and state; any other analyser goes under `heads`.
-DOCUMENTED_HEADS = ("emotion", "authenticity")
+#: Analysers with fields of their own in events and state; any other goes under `heads`.
+DOCUMENTED_HEADS = ("emotion", "authenticity", "identity")
+#: What the identity analyser says of a face it has judged and found nobody enrolled.
+UNKNOWN = "unknown"
 #: The documented heads as analysers: what Home Assistant may have entities for.
 DOCUMENTED_INFOS = (AnalyserInfo("emotion", FER2013_LABELS),
-                    AnalyserInfo("authenticity", AUTHENTICITY_LABELS, "fake"))
+                    AnalyserInfo("authenticity", AUTHENTICITY_LABELS, "fake"),
+                    AnalyserInfo("identity", None))
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class StateField:
     path: str
     key: str
     name: str
-    kind: Literal["enum", "alarm"]
+    kind: Literal["enum", "alarm", "list", "count"]
     icon: str
 
 
@@ -46,6 +50,10 @@ def state_fields(info: AnalyserInfo) -> list[StateField]:
                            "mdi:emoticon-outline")]
     if info.name == "authenticity":
         return [StateField("fake_present", "fake", "fake face", "alarm", "mdi:incognito")]
+    if info.name == "identity":
+        return [StateField("people", "people", "people", "list", "mdi:account-group"),
+                StateField("unknown_faces", "unknown_faces", "unknown faces", "count",
+                           "mdi:account-question")]
     return [StateField(f"heads.{info.name}", f"head_{info.name}", info.name.replace("_", " "),
                        "enum", "mdi:face-recognition")]
 
@@ -93,6 +101,26 @@ class AuthenticityResult:
 
 
 @dataclass(frozen=True)
+class IdentityResult:
+    """Who a track is: `name` once decided (an enrolled person), null while `pending` or when
+    it is `unknown` (judged from enough good samples, nobody enrolled); `score` the mean
+    cosine similarity to the best match; `samples` the embeddings taken."""
+
+    name: str | None
+    score: float | None
+    samples: int
+    status: Literal["pending", "known", "unknown"]
+
+    @classmethod
+    def from_verdict(cls, v: Verdict) -> IdentityResult:
+        samples = int(v.evidence.get("samples", 0))
+        status: Literal["pending", "known", "unknown"] = (
+            "pending" if v.label is None else "unknown" if v.label == UNKNOWN else "known")
+        return cls(v.label if status == "known" else None,
+                   round(v.score, 4) if samples else None, samples, status)
+
+
+@dataclass(frozen=True)
 class TrackSummary:
     """Carried by `end`: what happened while the face was there. Per head, the label of its
     mean probabilities over the whole track."""
@@ -103,12 +131,16 @@ class TrackSummary:
     authenticity: str | None
     #: Heads beyond emotion and authenticity, by name.
     heads: dict[str, str] = field(default_factory=dict)
+    #: The name the track was given (null: unknown, undecided, or nobody enrolled).
+    identity: str | None = None
 
     @classmethod
     def from_heads(cls, duration_s: float, frames: int,
                    labels: Mapping[str, str]) -> TrackSummary:
         rest = {k: v for k, v in labels.items() if k not in DOCUMENTED_HEADS}
-        return cls(duration_s, frames, labels.get("emotion"), labels.get("authenticity"), rest)
+        name = labels.get("identity")
+        return cls(duration_s, frames, labels.get("emotion"), labels.get("authenticity"), rest,
+                   name if name != UNKNOWN else None)
 
 
 @dataclass(frozen=True)
@@ -130,16 +162,23 @@ class FaceEvent:
     summary: TrackSummary | None = None
     #: Heads beyond emotion and authenticity, by name (a user's own age or mask model).
     heads: dict[str, HeadResult] = field(default_factory=dict)
+    #: Who it is, when known faces are on (null when the identity analyser is off).
+    identity: IdentityResult | None = None
     schema_version: int = EVENT_SCHEMA_VERSION
 
     @classmethod
-    def from_heads(cls, results: Mapping[str, HeadResult], **fields: Any) -> FaceEvent:
-        """An event whose head results go where the contract documents them: emotion and
-        authenticity in their own fields, every other head under `heads`."""
-        auth = results.get("authenticity")
-        return cls(emotion=results.get("emotion"),
+    def from_verdicts(cls, verdicts: Mapping[str, Verdict], **fields: Any) -> FaceEvent:
+        """An event whose analysers' verdicts go where the contract documents them: emotion,
+        authenticity and identity in their own fields, every other one under `heads` (those
+        with nothing to say yet are left out)."""
+        said = {k: HeadResult.from_verdict(v) for k, v in verdicts.items()
+                if v.label is not None and k != "identity"}
+        auth = said.get("authenticity")
+        ident = verdicts.get("identity")
+        return cls(emotion=said.get("emotion"),
                    authenticity=AuthenticityResult.from_head(auth) if auth else None,
-                   heads={k: v for k, v in results.items() if k not in DOCUMENTED_HEADS},
+                   heads={k: v for k, v in said.items() if k not in DOCUMENTED_HEADS},
+                   identity=IdentityResult.from_verdict(ident) if ident else None,
                    **fields)
 
     def to_dict(self) -> dict:
@@ -163,18 +202,28 @@ class CameraState:
     updated_at: str
     #: Heads beyond emotion and authenticity: the most common label among present faces.
     heads: dict[str, str | None] = field(default_factory=dict)
+    #: Enrolled people present now (sorted), and faces judged to be nobody enrolled.
+    people: list[str] = field(default_factory=list)
+    unknown_faces: int = 0
     schema_version: int = EVENT_SCHEMA_VERSION
 
     @classmethod
     def from_analysers(cls, device: str, camera: str, faces: int,
-                       common: Mapping[str, str | None], alarms: Mapping[str, bool],
+                       said: Mapping[str, Sequence[str]], alarms: Mapping[str, bool],
                        updated_at: str) -> CameraState:
-        """The state from each analyser's most common label among the present faces and
-        whether its alarm (positive label) is present: documented heads in their fields."""
-        rest = {k: v for k, v in common.items() if k not in DOCUMENTED_HEADS}
-        return cls(device, camera, faces, common.get("emotion"),
-                   alarms.get("authenticity", False), "authenticity" in common, updated_at,
-                   heads=rest)
+        """The state from what each analyser says of the present faces (their labels) and
+        whether its alarm (positive label) is present: documented ones in their fields, the
+        rest as their most common label (ties broken by name, so it does not flicker)."""
+        def common(labels: Sequence[str]) -> str | None:
+            counts = Counter(labels)
+            return min(counts, key=lambda k: (-counts[k], k)) if counts else None
+
+        names = said.get("identity", [])
+        rest = {k: common(v) for k, v in said.items() if k not in DOCUMENTED_HEADS}
+        return cls(device, camera, faces, common(said.get("emotion", [])),
+                   alarms.get("authenticity", False), "authenticity" in said, updated_at,
+                   heads=rest, people=sorted({n for n in names if n != UNKNOWN}),
+                   unknown_faces=sum(n == UNKNOWN for n in names))
 
     def same_as(self, other: CameraState | None) -> bool:
         """Equal but for the time: publish only when something a subscriber sees changed."""

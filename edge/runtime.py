@@ -21,6 +21,7 @@ import numpy as np
 
 from facelens.edge.contract import (
     DETECTION_TASK,
+    EMBEDDING_TASK,
     LANDMARK_TASK,
     ManifestError,
     ModelManifest,
@@ -162,11 +163,11 @@ def _check_shapes(manifest: ModelManifest, path: Path, inputs: list[dict],
     spec = manifest.input
     if len(inputs) != 1:
         raise ManifestError(f"model {path} has {len(inputs)} inputs; FaceLens models have one")
-    expected = (1, spec.height, spec.width, spec.channels)
+    expected = (spec.batch, spec.height, spec.width, spec.channels)
     got = tuple(int(x) for x in inputs[0]["shape"])
     if got != expected:
         raise ManifestError(f"model {path} takes input {got}, but manifest {manifest.name!r} "
-                            f"says {expected} (height, width, channels)")
+                            f"says {expected} (batch, height, width, channels)")
     if manifest.task == DETECTION_TASK:
         n_anchors = anchor_count(manifest, spec.height, spec.width)
         shapes = sorted(tuple(int(x) for x in o["shape"]) for o in outputs)
@@ -174,6 +175,13 @@ def _check_shapes(manifest: ModelManifest, path: Path, inputs: list[dict],
         if shapes != want:
             raise ManifestError(f"detector {path} outputs {shapes}, but its manifest's anchors "
                                 f"need {want}")
+        return
+    if manifest.task == EMBEDDING_TASK:
+        got_out = tuple(int(x) for x in outputs[0]["shape"])
+        if len(outputs) != 1 or got_out != (spec.batch, manifest.output.dims):
+            raise ManifestError(f"embedding model {path} outputs {got_out}, but manifest "
+                                f"{manifest.name!r} needs ({spec.batch}, "
+                                f"{manifest.output.dims})")
         return
     if manifest.task == LANDMARK_TASK:
         widths = [int(np.prod(o["shape"])) for o in outputs]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 from facelens.edge.analyse.base import Analyser, Verdict
 from facelens.edge.config import TrackerConfig
 from facelens.edge.detect.base import Box, Detection, iou_matrix
-from facelens.edge.events import CameraState, FaceEvent, HeadResult, TrackSummary, iso_time
+from facelens.edge.events import CameraState, FaceEvent, TrackSummary, iso_time
 from facelens.edge.scan import TrackHint
 
 
@@ -109,14 +108,13 @@ class Tracker:
         them (ties broken by name, so the state does not flicker) and whether its alarm
         label is on any of them."""
         present = [tr for tr in self.tracks if tr.confirmed]
-        common: dict[str, str | None] = {}
+        said: dict[str, list[str]] = {}
         alarms: dict[str, bool] = {}
         for name, a in self.analysers.items():
-            said = [v.label for tr in present if (v := self.verdict(tr, name)).label is not None]
-            counts = Counter(said)
-            common[name] = min(counts, key=lambda k: (-counts[k], k)) if counts else None
-            alarms[name] = a.info.positive is not None and a.info.positive in said
-        return CameraState.from_analysers(self.device, self.camera, len(present), common,
+            said[name] = [v.label for tr in present
+                          if (v := self.verdict(tr, name)).label is not None]
+            alarms[name] = a.info.positive is not None and a.info.positive in said[name]
+        return CameraState.from_analysers(self.device, self.camera, len(present), said,
                                           alarms, iso_time(wall))
 
     def hints(self) -> list[TrackHint]:
@@ -192,14 +190,12 @@ class Tracker:
     def _event(self, kind: str, track: Track, t: float, wall: float) -> FaceEvent:
         track.seq += 1
         track.last_event_t = t
-        results: dict[str, HeadResult] = {}
+        verdicts: dict[str, Verdict] = {}
         summary_labels: dict[str, str] = {}
         for name, a in self.analysers.items():
             state = track.analysis[name]
-            v = a.verdict(state)
+            v = verdicts[name] = a.verdict(state)
             track.published[name] = v.label
-            if v.label is not None:
-                results[name] = HeadResult.from_verdict(v)
             if (label := a.summary(state)) is not None:
                 summary_labels[name] = label
         summary = None
@@ -207,8 +203,8 @@ class Tracker:
             summary = TrackSummary.from_heads(round(track.last_t - track.first_t, 3),
                                               track.frames, summary_labels)
         x1, y1, x2, y2 = (round(v) for v in track.box)
-        return FaceEvent.from_heads(
-            results,
+        return FaceEvent.from_verdicts(
+            verdicts,
             type=kind,
             event_id=uuid.uuid4().hex,
             track_id=track.track_id,

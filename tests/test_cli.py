@@ -77,7 +77,8 @@ def test_unreadable_source_exits_4(tmp_path, cli_env):
 
 def test_haar_needs_no_model_files(astronaut_clip, tmp_path, cli_env):
     env = {**cli_env, "FACELENS_RUNTIME_MODELS_DIR": str(tmp_path),
-           "FACELENS_DETECTOR_KIND": "haar", "FACELENS_EMOTION_MODEL": ""}
+           "FACELENS_DETECTOR_KIND": "haar", "FACELENS_EMOTION_MODEL": "",
+           "FACELENS_IDENTITY_MODEL": ""}
     out = facelens("run", "--source", str(astronaut_clip.path), env=env)
     assert out.returncode == 0, out.stderr
     events = [json.loads(x) for x in out.stdout.splitlines()]

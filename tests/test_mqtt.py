@@ -132,6 +132,9 @@ def test_discovery_configs_are_retained_well_formed_and_removable(broker, astron
     kinds = {(t.split("/")[1], c["unique_id"]) for t, c in configs.items()}
     assert kinds == {("sensor", f"facelens_{DEVICE}_{CAMERA}_faces"),
                      ("sensor", f"facelens_{DEVICE}_{CAMERA}_emotion"),
+                     # known faces (identity): on with the stock embedder, empty gallery
+                     ("sensor", f"facelens_{DEVICE}_{CAMERA}_people"),
+                     ("sensor", f"facelens_{DEVICE}_{CAMERA}_unknown_faces"),
                      ("sensor", f"facelens_{DEVICE}_fps"),
                      ("binary_sensor", f"facelens_{DEVICE}_online")}
     # No authenticity model: no fake-face alarm entity that could never fire.

@@ -35,6 +35,19 @@ def _analyser_entities(topics: Topics, info: AnalyserInfo) -> list[tuple[str, st
                 "value_template": f"{{{{ 'ON' if value_json.{f.path} else 'OFF' }}}}",
                 "device_class": "problem", "icon": f.icon}))
             continue
+        if f.kind == "count":
+            out.append(("sensor", f.key, {
+                "name": f"{cam} {f.name}", "state_topic": topics.state,
+                "value_template": f"{{{{ value_json.{f.path} }}}}",
+                "state_class": "measurement", "icon": f.icon}))
+            continue
+        if f.kind == "list":  # names, which change at run time: no options to list
+            out.append(("sensor", f.key, {
+                "name": f"{cam} {f.name}", "state_topic": topics.state,
+                "value_template": (f"{{{{ value_json.{f.path} | join(', ') "
+                                   f"if value_json.{f.path} else '{NOBODY}' }}}}"),
+                "icon": f.icon}))
+            continue
         payload: dict[str, object] = {
             "name": f"{cam} {f.name}", "state_topic": topics.state,
             "value_template": f"{{{{ value_json.{f.path} or '{NOBODY}' }}}}", "icon": f.icon}
