@@ -17,6 +17,7 @@ document.querySelectorAll("input[name=overlay]").forEach((b) => b.addEventListen
 
 function describe(e) {
   const parts = [e.type, "track " + e.track_id.split("-").pop()];
+  if (e.identity && e.identity.status !== "pending") parts.push(e.identity.name || "unknown");
   if (e.emotion) parts.push(e.emotion.label + " " + Math.round(e.emotion.score * 100) + "%");
   if (e.authenticity) parts.push(e.authenticity.label);
   for (const [name, h] of Object.entries(e.heads || {})) parts.push(name + ": " + h.label);
@@ -49,7 +50,7 @@ async function refresh() {
       (h.status === "streaming" ? " (" + h.camera_fps + " fps)" : ", no frame for " + h.seconds_since_frame + " s")
     ).join("; ") : null);
     $("camera").className = cams.some(([, h]) => h.status !== "streaming") ? "bad" : "";
-    if (s.state) { show("faces", s.state.faces); $("device").textContent = s.state.device + " / " + s.state.camera; }
+    if (s.state) { show("faces", s.state.faces + (s.state.people && s.state.people.length ? " (" + s.state.people.join(", ") + ")" : "")); $("device").textContent = s.state.device + " / " + s.state.camera; }
     if (s.service) {
       show("temp", s.service.cpu_temperature_c === null ? null : s.service.cpu_temperature_c + " °C");
       show("outbox", s.service.outbox_depth);
