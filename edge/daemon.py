@@ -103,8 +103,11 @@ class Daemon:
                 if now >= next_health:
                     next_health = now + HEALTH_INTERVAL_S
                     health = self._camera_health(now, advance=False)
+                    labels = pipeline.models.open_labels()
                     for pub in self.publishers:
                         pub.publish_camera(cfg.source.name, health)
+                        for name, values in labels.items():
+                            pub.publish_labels(name, values)
                 if frame is None:
                     if reader.ended:
                         log.info("source %s ended after %d frames", source.name, self.frames)

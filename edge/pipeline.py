@@ -97,6 +97,11 @@ class Models:
         """What publishers need to know of the analysers (labels, alarms)."""
         return tuple(a.info for a in self.analysers)
 
+    def open_labels(self) -> dict[str, tuple[str, ...]]:
+        """What analysers with open labels can say now (identity: the enrolled people)."""
+        return {a.info.name: a.labels_now() for a in self.analysers
+                if a.info.labels is None and hasattr(a, "labels_now")}
+
     def analyser(self, name: str) -> Analyser | None:
         return next((a for a in self.analysers if a.info.name == name), None)
 

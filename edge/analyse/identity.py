@@ -81,6 +81,10 @@ class IdentityAnalyser:
     def summary(self, state: IdentityState) -> str | None:
         return state.decided.label if state.decided else None
 
+    def labels_now(self) -> tuple[str, ...]:
+        """The names it can say now: the people enrolled (the gallery may change)."""
+        return tuple(sorted(self.watch.refresh().people))
+
     def describe(self) -> str:
         people = len(self.watch.gallery.people)
         return (f"{self.embedder.name} on {self.embedder.backend}; {people} "

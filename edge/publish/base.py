@@ -34,6 +34,10 @@ class Publisher:
     def publish_stats(self, stats: ServiceStats) -> None:
         """Periodic health report."""
 
+    def publish_labels(self, analyser: str, labels: tuple[str, ...]) -> None:
+        """An analyser with open labels (identity: the enrolled people) has these now; sent
+        once a second, so outputs that list them (Home Assistant discovery) can follow."""
+
     def publish_camera(self, camera: str, health: CameraHealth) -> None:
         """The camera's health, once a second, for outputs that show it live (the page): a
         stalled or reconnecting camera should not wait for the next stats report."""

@@ -5,8 +5,11 @@ options, or a plain sensor when its labels are open) and its alarm (a problem bi
 for analysers with a positive label), connectivity and frame rate show up as entities of one
 device with no YAML. Which analyser shows where comes from the wire format's table
 (events.state_fields).
-Turning discovery off publishes empty retained configs to the same topics, which is how Home
-Assistant removes them.
+Beside them: an event entity (new/update/end), a presence binary sensor per enrolled person,
+the last person seen, the last face as an image entity (only when snapshots are on), and
+device triggers (publish/triggers.py) an owner picks in the automation editor. Turning
+discovery off publishes empty retained configs to the same topics, which is how Home
+Assistant removes them; so does un-enrolling a person, for their entities.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 from facelens.edge import __version__
 from facelens.edge.analyse.base import AnalyserInfo
 from facelens.edge.events import DOCUMENTED_INFOS, state_fields
+from facelens.edge.publish import triggers
 from facelens.edge.publish.topics import Topics
 
 #: The state of an enum sensor when nobody is there (or nobody said anything yet).
@@ -58,15 +62,17 @@ def _analyser_entities(topics: Topics, info: AnalyserInfo) -> list[tuple[str, st
 
 
 def discovery_messages(topics: Topics, discovery_prefix: str, *,
-                       heads: Sequence[AnalyserInfo] = ()) -> list[tuple[str, dict]]:
-    """(config topic, payload) for every entity FaceLens offers with these analysers."""
+                       heads: Sequence[AnalyserInfo] = (), people: Sequence[str] = (),
+                       snapshots: bool = False) -> list[tuple[str, dict]]:
+    """(config topic, payload) for every entity and device trigger FaceLens offers with
+    these analysers and enrolled people."""
     dev, cam = topics.device, topics.camera
     uid = f"facelens_{dev}_{cam}"
     device = {"identifiers": [f"facelens_{dev}"], "name": f"FaceLens {dev}",
               "manufacturer": "FaceLens", "model": "FaceLens edge", "sw_version": __version__}
+    origin = {"name": "FaceLens", "sw_version": __version__}
     common = {"availability_topic": topics.available, "payload_available": "online",
-              "payload_not_available": "offline", "device": device,
-              "origin": {"name": "FaceLens", "sw_version": __version__}}
+              "payload_not_available": "offline", "device": device, "origin": origin}
     entities: list[tuple[str, str, dict]] = [
         ("sensor", "faces", {
             "name": f"{cam} faces", "state_topic": topics.state,
@@ -77,6 +83,23 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *,
     # as it always was; other analysers only when they run.
     for info in [*(i for i in DOCUMENTED_INFOS[:1] if i.name not in offered), *heads]:
         entities += _analyser_entities(topics, info)
+    entities.append(("event", "events", {
+        "name": f"{cam} face event", "state_topic": topics.events,
+        "event_types": ["new", "update", "end"], "value_template": EVENT_TEMPLATE,
+        "icon": "mdi:face-recognition"}))
+    if "identity" in offered:
+        entities.append(("sensor", "last_person", {
+            "name": f"{cam} last person", "state_topic": topics.last_person,
+            "icon": "mdi:account-clock"}))
+        for name in people:
+            entities.append(("binary_sensor", f"person_{name}", {
+                "name": f"{cam} {name}", "state_topic": topics.state,
+                "value_template": f"{{{{ 'ON' if '{name}' in value_json.people else 'OFF' }}}}",
+                "device_class": "presence", "icon": "mdi:account"}))
+    if snapshots:
+        entities.append(("image", "snapshot", {
+            "name": f"{cam} last face", "image_topic": topics.snapshot,
+            "content_type": "image/jpeg"}))
     entities.append(("sensor", "fps", {
         "name": "frame rate", "state_topic": topics.stats,
         "value_template": "{{ value_json.fps }}", "unit_of_measurement": "fps",
@@ -85,24 +108,54 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *,
     for component, key, payload in entities:
         unique = f"{uid}_{key}" if key != "fps" else f"facelens_{dev}_fps"
         out.append((f"{discovery_prefix}/{component}/{unique}/config",
-                    {"unique_id": unique, "object_id": unique, **payload, **common}))
+                    {"unique_id": unique, **entity_ids(component, unique), "qos": 1,
+                     **payload, **common}))
     # Connectivity: the availability topic itself, so "is it running" is an entity too.
     conn = f"facelens_{dev}_online"
     out.append((f"{discovery_prefix}/binary_sensor/{conn}/config", {
-        "unique_id": conn, "object_id": conn, "name": "online",
+        "unique_id": conn, **entity_ids("binary_sensor", conn), "name": "online",
         "state_topic": topics.available, "payload_on": "online", "payload_off": "offline",
         "device_class": "connectivity", "entity_category": "diagnostic", "device": device,
-        "origin": common["origin"]}))
+        "origin": origin, "qos": 1}))
+    # Device triggers: what an owner picks in the automation editor.
+    names = {h.name: h for h in heads}
+    emotions = names["emotion"].labels or () if "emotion" in names else ()
+    for trig in triggers.offered(tuple(emotions), tuple(people), "identity" in names,
+                                 "authenticity" in names):
+        object_id = f"{uid}_{trig.type}_{trig.subtype}"
+        out.append((f"{discovery_prefix}/device_automation/{object_id}/config", {
+            "automation_type": "trigger", "type": trig.type, "subtype": trig.subtype,
+            "topic": trig.topic(topics), "qos": 1, "device": device, "origin": origin}))
     return out
 
 
-def discovery_payloads(topics: Topics, discovery_prefix: str, enabled: bool,
-                       **kwargs) -> list[tuple[str, bytes]]:
-    """The retained messages to send on connect: a config per offered entity, and an empty
-    payload (removal) for every entity not offered now, e.g. after discovery was disabled."""
+#: The event entity reads the events topic: its event type is the event's, its attributes
+#: the fields an automation wants most.
+EVENT_TEMPLATE = (
+    "{{ {'event_type': value_json.type, 'track_id': value_json.track_id, "
+    "'camera': value_json.camera, "
+    "'emotion': value_json.emotion.label if value_json.emotion else none, "
+    "'person': value_json.identity.name if value_json.identity else none, "
+    "'authenticity': value_json.authenticity.label if value_json.authenticity else none"
+    "} | to_json }}")
+
+
+def entity_ids(component: str, unique: str) -> dict[str, str]:
+    """Both spellings of the entity id Home Assistant should give: `object_id` (deprecated
+    in 2025.10, gone in 2026.4) and `default_entity_id` (what it reads since; older
+    versions drop the key they do not know)."""
+    return {"object_id": unique, "default_entity_id": f"{component}.{unique}"}
+
+
+def discovery_payloads(topics: Topics, discovery_prefix: str, enabled: bool, *,
+                       were: Sequence[str] = (), **kwargs) -> list[tuple[str, bytes]]:
+    """The retained messages to send: a config per offered entity and trigger, and an empty
+    payload (removal) for every one not offered now — after discovery was disabled, or for
+    people no longer enrolled (`were`: the people offered before)."""
     offered = dict(discovery_messages(topics, discovery_prefix, **kwargs)) if enabled else {}
-    # Every entity the documented heads may have made, and every one offered now.
-    every = [t for t, _ in discovery_messages(topics, discovery_prefix, heads=DOCUMENTED_INFOS)]
+    # Every entity the documented analysers may have made, and every one offered now.
+    every = [t for t, _ in discovery_messages(topics, discovery_prefix, heads=DOCUMENTED_INFOS,
+                                              people=were, snapshots=True)]
     every += [t for t in offered if t not in every]
     return [(t, json.dumps(offered[t], separators=(",", ":")).encode() if t in offered else b"")
             for t in every]

@@ -37,6 +37,7 @@ from facelens.edge.publish.base import Publisher
 from facelens.edge.publish.discovery import discovery_payloads
 from facelens.edge.publish.outbox import Outbox
 from facelens.edge.publish.topics import Topics
+from facelens.edge.publish.triggers import TriggerFeed
 from facelens.edge.retry import RetrySchedule
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,10 @@ class MqttPublisher(Publisher):
                                  max_age_s=cfg.outbox_max_age_s)
         except OSError as exc:
             raise ConfigError(f"mqtt.outbox_path = '{cfg.outbox_path}': {exc}") from exc
-        self._discovery = discovery_payloads(self.topics, cfg.discovery_prefix, cfg.discovery,
-                                             heads=heads)
+        self._heads = tuple(heads)
+        self._people: tuple[str, ...] = ()
+        self._discovery = self._discovery_for(self._people, were=())
+        self._triggers = TriggerFeed()
         self._connected = threading.Event()
         self._closing = threading.Event()  # no more outbox rows are handed to paho
         self._stopped = threading.Event()  # the network thread ends
@@ -276,8 +279,29 @@ class MqttPublisher(Publisher):
             d.last_sent = msg.id
 
     # -- the publisher interface -----------------------------------------------------------
+    def _discovery_for(self, people: tuple[str, ...],
+                       were: tuple[str, ...]) -> list[tuple[str, bytes]]:
+        return discovery_payloads(self.topics, self.cfg.discovery_prefix, self.cfg.discovery,
+                                  heads=self._heads, people=people, were=were,
+                                  snapshots=self.cfg.snapshots != "off")
+
     def publish(self, event: FaceEvent) -> None:
         self.outbox.put(self.topics.events, event.to_json().encode(), self.cfg.qos)
+        for trigger, payload in self._triggers.fire(event):
+            self.outbox.put(trigger.topic(self.topics), payload, 1)
+        ident = event.identity
+        if ident is not None and ident.name and event.type != "end":
+            self._direct.put((self.topics.last_person, ident.name, 1, True))
+
+    def publish_labels(self, analyser: str, labels: tuple[str, ...]) -> None:
+        """Enrolled people changed: their entities and triggers come and go with them."""
+        if analyser != "identity" or labels == self._people:
+            return
+        were, self._people = self._people, labels
+        self._discovery = self._discovery_for(labels, were=were)
+        if self._connected.is_set():
+            for topic, payload in self._discovery:
+                self._direct.put((topic, payload, 1, True))
 
     def publish_state(self, state: CameraState) -> None:
         self._last_state = state

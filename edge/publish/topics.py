@@ -35,3 +35,12 @@ class Topics:
     @property
     def snapshot(self) -> str:
         return f"{self.base}/{self.camera}/snapshot"
+
+    @property
+    def last_person(self) -> str:
+        """The name of the last enrolled person seen (retained)."""
+        return f"{self.base}/{self.camera}/last_person"
+
+    def trigger(self, kind: str, subtype: str) -> str:
+        """A Home Assistant device trigger's topic: a message here fires it."""
+        return f"{self.base}/{self.camera}/trigger/{kind}/{subtype}"

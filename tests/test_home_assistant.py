@@ -1,0 +1,113 @@
+"""FaceLens in a real Home Assistant (2024.1.6, its own cached venv, MQTT set up through a
+config entry): the device, its entities and its device triggers appear with nothing logged as
+invalid or deprecated, and an automation built on one device trigger ("Obama is seen") fires
+when `facelens run` sees him on a real-photo video.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import CACHE, FACELENS
+from tests.home_assistant import HomeAssistant, ensure_venv, write_config
+from tests.mqtt_helpers import Broker, Subscriber
+from tests.test_known_faces import people  # noqa: F401 - the photos and the visits video
+from tests.test_mqtt import CAMERA, DEVICE, mqtt_env
+
+pytestmark = pytest.mark.timeout(2400)
+UID = f"facelens_{DEVICE}_{CAMERA}"
+
+
+@pytest.fixture(scope="session")
+def hass():
+    return ensure_venv(CACHE)
+
+
+def run(env: dict, source) -> None:
+    out = subprocess.run([*FACELENS, "run", "--source", str(source)], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+
+
+def test_entities_triggers_and_a_device_trigger_automation(hass, people, cli_env,  # noqa: F811
+                                                            tmp_path):
+    broker = Broker(tmp_path).start()
+    try:
+        env = {**mqtt_env(cli_env, broker, tmp_path),
+               "FACELENS_IDENTITY_GALLERY_PATH": str(tmp_path / "faces.json"),
+               "FACELENS_MQTT_STATS_INTERVAL_S": "1"}
+        for name, files in (("astronaut", ["astronaut"]), ("obama", ["obama", "obama2"])):
+            out = subprocess.run([*FACELENS, "faces", "add", name,
+                                  *(str(people[f]) for f in files)], capture_output=True,
+                                 text=True, env=env, timeout=120)
+            assert out.returncode == 0, out.stderr
+        folder = tmp_path / "ha"
+        write_config(folder, broker.port)
+
+        # 1: Home Assistant discovers FaceLens; its registries say what it made of it.
+        ha = HomeAssistant(hass, folder)
+        try:
+            ha.wait_log("Connected to MQTT server")
+            run(env, people["visits"])
+            ha.wait_log(f"device_automation {UID}_face_seen_obama")
+            ha.wait_log(f"binary_sensor {UID}_person_obama")
+        finally:
+            ha.stop()
+        devices = [d for d in ha.registry("core.device_registry")["devices"]
+                   if ["mqtt", f"facelens_{DEVICE}"] in d["identifiers"]]
+        assert len(devices) == 1, ha.registry("core.device_registry")
+        device = devices[0]
+        entities = {e["unique_id"]: e for e in ha.registry("core.entity_registry")["entities"]
+                    if e["platform"] == "mqtt" and e["device_id"] == device["id"]}
+        expected = {f"{UID}_{k}" for k in ("faces", "emotion", "people", "unknown_faces",
+                                           "events", "last_person", "person_astronaut",
+                                           "person_obama")}
+        expected |= {f"facelens_{DEVICE}_fps", f"facelens_{DEVICE}_online"}
+        assert set(entities) == expected, sorted(entities)
+        assert entities[f"{UID}_person_obama"]["entity_id"] == \
+            f"binary_sensor.{UID}_person_obama"
+        assert entities[f"{UID}_events"]["entity_id"] == f"event.{UID}_events"
+
+        # 2: an automation on a device trigger, as the editor writes it; FaceLens fires it.
+        automation = {
+            "id": "facelens_obama_seen", "alias": "Obama is at the door",
+            "trigger": [{"platform": "device", "domain": "mqtt", "device_id": device["id"],
+                         "discovery_id": f"{UID}_face_seen_obama", "type": "face_seen",
+                         "subtype": "obama"}],
+            "action": [{"service": "mqtt.publish",
+                        "data": {"topic": "test/fired",
+                                 "payload": "{{ trigger.payload_json.track_id }}"}}]}
+        write_config(folder, broker.port, [automation])
+        sub = Subscriber(broker.port, ["test/fired"])
+        ha = HomeAssistant(hass, folder)
+        try:
+            ha.wait_log(f"Device trigger ('device_automation', '{UID}_face_seen_obama') has "
+                        "been initialized")
+            ha.wait_log("Initialized trigger Obama is at the door")
+            # Home Assistant subscribes a moment after it says so: FaceLens plays the visits
+            # in a loop until the automation has fired (each lap names him again).
+            daemon = subprocess.Popen(
+                [*FACELENS, "run", "--source", str(people["visits"])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**env, "FACELENS_SOURCE_LOOP": "true"})
+            try:
+                assert sub.wait(lambda s: s.on("test/fired"), timeout=180), \
+                    ha.log_text()[-4000:]
+            finally:
+                daemon.terminate()
+                daemon.wait(timeout=30)
+            fired = sub.on("test/fired")[0].decode()
+            ha.wait_log("Obama is at the door: Running automation actions")
+        finally:
+            sub.close()
+            ha.stop()
+        assert fired.count("-") == 1  # a FaceLens track id
+        problems = ha.problems()
+        assert problems == [], "\n".join(problems)
+        print(f"Home Assistant {json.dumps(device.get('sw_version'))}: device, "
+              f"{len(entities)} entities, the device-trigger automation fired for track {fired}")
+    finally:
+        broker.stop()
