@@ -294,6 +294,13 @@ class MqttConfig(_Backoff):
     #: Skip the broker host name check (a self-signed broker on an IP address).
     tls_insecure: bool = False
     keepalive_s: int = Field(default=60, ge=5, le=3600)
+    #: MQTT protocol version: "3.1.1" (default, every broker) or "5" (message and session
+    #: expiry, reason codes).
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    #: MQTT 5: events and triggers expire at the broker this long after they happened (0:
+    #: never); and the session the broker keeps for us across a short disconnection.
+    event_expiry_s: float = Field(default=3600, ge=0, le=30 * 86400)
+    session_expiry_s: float = Field(default=300, ge=0, le=86400)
     #: QoS of events; state, stats and availability use 1 and are retained where stated.
     qos: Literal[0, 1, 2] = 1
     topic_prefix: str = Field(default="facelens", pattern=r"^[^#+]+$")

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
+import time
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import FACELENS
 from tests.mqtt_helpers import Broker, Subscriber, make_certs
@@ -245,3 +249,36 @@ def test_check_reports_the_broker(broker, astronaut_clip, cli_env, tmp_path):
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 5
     assert f"cannot connect to MQTT broker 127.0.0.1:{broker.port}" in out.stderr
+
+
+def test_mqtt_5_with_message_expiry_on_events(broker, astronaut_clip, cli_env, tmp_path):
+    """mosquitto speaks MQTT 5 on any listener: events arrive with the expiry they were sent
+    with (an event an hour late is no doorbell), and the run ends cleanly."""
+    got: list[tuple[str, int | None]] = []
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    ready = threading.Event()
+
+    def on_connect(client, _u, _f, rc, _p):
+        client.subscribe(f"{BASE}/events", qos=1)
+        ready.set()
+
+    def on_message(_c, _u, msg):
+        got.append((msg.topic, getattr(msg.properties, "MessageExpiryInterval", None)))
+
+    sub.on_connect, sub.on_message = on_connect, on_message
+    sub.connect("127.0.0.1", broker.port)
+    sub.loop_start()
+    assert ready.wait(10)
+    try:
+        out = run(mqtt_env(cli_env, broker, tmp_path, mqtt_protocol="5",
+                           mqtt_event_expiry_s="600"), astronaut_clip.path)
+        assert out.returncode == 0, out.stderr
+        printed = out.stdout.splitlines()
+        deadline = time.monotonic() + 30
+        while len(got) < len(printed) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert len(got) == len(printed) >= 3
+    assert all(e is not None and 0 < e <= 600 for _, e in got), got

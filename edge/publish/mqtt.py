@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from facelens.edge.analyse.base import AnalyserInfo
 from facelens.edge.config import Config, ConfigError, MqttConfig
@@ -68,10 +70,15 @@ class MqttError(FaceLensError, RuntimeError):
 
 
 def make_client(cfg: MqttConfig, device: str) -> mqtt.Client:
-    """A paho client with the configured identity, credentials, TLS and backoff."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                         client_id=cfg.client_id or f"facelens-{device}",
-                         protocol=mqtt.MQTTv311, clean_session=True)
+    """A paho client with the configured identity, protocol, credentials, TLS and backoff."""
+    if cfg.protocol == "5":
+        client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=cfg.client_id or f"facelens-{device}",
+                             protocol=mqtt.MQTTv5)
+    else:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=cfg.client_id or f"facelens-{device}",
+                             protocol=mqtt.MQTTv311, clean_session=True)
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password.get_secret_value() or None)
     if cfg.tls:
@@ -82,6 +89,28 @@ def make_client(cfg: MqttConfig, device: str) -> mqtt.Client:
         client.tls_insecure_set(cfg.tls_insecure)
     client.connect_timeout = CONNECT_TIMEOUT_S
     return client
+
+
+def connect(client: mqtt.Client, cfg: MqttConfig) -> None:
+    """Connect (blocking, up to CONNECT_TIMEOUT_S). MQTT 5 starts clean and asks the broker
+    to keep the session `session_expiry_s` (QoS 1 messages in flight survive a short drop)."""
+    if cfg.protocol != "5":
+        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+        return
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = int(cfg.session_expiry_s)
+    client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s,
+                   clean_start=mqtt.MQTT_CLEAN_START_FIRST_ONLY, properties=props)
+
+
+def expiry(cfg: MqttConfig, created: float) -> Properties | None:
+    """MQTT 5 message expiry for an event or trigger: what is left of `event_expiry_s` since
+    it happened (an event an hour late is no doorbell); none with MQTT 3.1.1 or 0."""
+    if cfg.protocol != "5" or not cfg.event_expiry_s:
+        return None
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = max(1, int(cfg.event_expiry_s - (time.time() - created)))
+    return props
 
 
 def probe(cfg: MqttConfig, device: str, timeout: float = 5.0) -> str:
@@ -97,7 +126,7 @@ def probe(cfg: MqttConfig, device: str, timeout: float = 5.0) -> str:
     client.on_connect = on_connect
     where = f"{cfg.host}:{cfg.port}{' (TLS)' if cfg.tls else ''}"
     try:
-        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+        connect(client, cfg)
     except (OSError, ssl.SSLError) as exc:
         raise MqttError(f"cannot connect to MQTT broker {where}: {exc}") from exc
     client.loop_start()
@@ -192,7 +221,7 @@ class MqttPublisher(Publisher):
                 continue
             self._hurry.clear()
             try:
-                self.client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+                connect(self.client, self.cfg)
                 linked = True
             except (OSError, ssl.SSLError, ValueError) as exc:
                 next_try = time.monotonic() + self._retry.next_delay()
@@ -272,7 +301,8 @@ class MqttPublisher(Publisher):
         if room <= 0 or self._closing.is_set():
             return
         for msg in self.outbox.after(d.last_sent, room):
-            info = self.client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+            info = self.client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain,
+                                       properties=expiry(self.cfg, msg.created))
             if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
                 break
             d.inflight[info.mid] = msg.id
