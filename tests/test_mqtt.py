@@ -132,21 +132,34 @@ def test_discovery_configs_are_retained_well_formed_and_removable(broker, astron
                                                                  cli_env, tmp_path):
     env = mqtt_env(cli_env, broker, tmp_path, service_max_frames="5")
     assert run(env, astronaut_clip.path).returncode == 0
-    configs = {t: json.loads(p) for t, p in retained(broker.port, "homeassistant/#")}
+    every = {t: json.loads(p) for t, p in retained(broker.port, "homeassistant/#")}
+    triggers = {t: c for t, c in every.items() if t.split("/")[1] == "device_automation"}
+    configs = {t: c for t, c in every.items() if t not in triggers}
     kinds = {(t.split("/")[1], c["unique_id"]) for t, c in configs.items()}
-    assert kinds == {("sensor", f"facelens_{DEVICE}_{CAMERA}_faces"),
-                     ("sensor", f"facelens_{DEVICE}_{CAMERA}_emotion"),
+    uid = f"facelens_{DEVICE}_{CAMERA}"
+    assert kinds == {("sensor", f"{uid}_faces"),
+                     ("sensor", f"{uid}_emotion"),
                      # known faces (identity): on with the stock embedder, empty gallery
-                     ("sensor", f"facelens_{DEVICE}_{CAMERA}_people"),
-                     ("sensor", f"facelens_{DEVICE}_{CAMERA}_unknown_faces"),
+                     ("sensor", f"{uid}_people"),
+                     ("sensor", f"{uid}_unknown_faces"),
+                     ("sensor", f"{uid}_last_person"),
+                     ("event", f"{uid}_events"),
                      ("sensor", f"facelens_{DEVICE}_fps"),
                      ("binary_sensor", f"facelens_{DEVICE}_online")}
-    # No authenticity model: no fake-face alarm entity that could never fire.
+    # No authenticity model: no fake-face alarm entity, no spoof trigger that could never fire.
+    assert {(c["type"], c["subtype"]) for c in triggers.values()} == {
+        *(("face_seen", e) for e in ("angry", "disgust", "fear", "happy", "sad", "surprise",
+                                     "neutral")), ("face_seen", "unknown")}
+    for c in triggers.values():
+        assert c["automation_type"] == "trigger" and c["topic"].startswith(f"{BASE}/{CAMERA}/")
     for topic, c in configs.items():
-        assert topic == f"homeassistant/{topic.split('/')[1]}/{c['unique_id']}/config"
+        component = topic.split("/")[1]
+        assert topic == f"homeassistant/{component}/{c['unique_id']}/config"
         assert c["device"]["identifiers"] == [f"facelens_{DEVICE}"]
         assert c["state_topic"].startswith(BASE)
         assert c.get("availability_topic", f"{BASE}/available") == f"{BASE}/available"
+        assert c["default_entity_id"] == f"{component}.{c['unique_id']}" == \
+            f"{component}.{c['object_id']}"
     emotion = configs[f"homeassistant/sensor/facelens_{DEVICE}_{CAMERA}_emotion/config"]
     assert emotion["device_class"] == "enum" and "happy" in emotion["options"]
     assert "value_json.dominant_emotion" in emotion["value_template"]
@@ -233,7 +246,14 @@ def test_wrong_password_is_reported_and_events_wait_in_the_outbox(tmp_path, astr
         assert out.returncode == 0
         assert "refused the connection" in out.stderr and "wrong-one" not in out.stderr
         n = len(out.stdout.splitlines())
-        assert f"{n} event(s) stay in the outbox" in out.stderr
+        assert "stay in the outbox" in out.stderr
+        import sqlite3
+
+        db = sqlite3.connect(tmp_path / "outbox.sqlite3")
+        waiting = db.execute("SELECT COUNT(*) FROM outbox WHERE topic = ?",
+                             (f"{BASE}/events",)).fetchone()[0]
+        db.close()
+        assert waiting == n  # every event printed waits for the broker
     finally:
         broker.stop()
 

@@ -374,6 +374,7 @@ class MqttPublisher(Publisher):
             self._network.join(timeout=CONNECT_TIMEOUT_S + 1.0)
         left = self.outbox.depth()
         if left:
-            log.info("%d event(s) stay in the outbox %s for the next start", left,
+            log.info("%d message(s) (events, triggers) stay in the outbox %s for the next "
+                     "start", left,
                      self.outbox.path)
         self.outbox.close()

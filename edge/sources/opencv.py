@@ -18,6 +18,11 @@ import cv2
 
 from facelens.edge.sources.base import EndOfStream, Frame, SourceError
 
+# A camera that stays away must not fill the journal: FFmpeg's own "Connection refused" and
+# OpenCV's warnings would print two lines per retry. FaceLens logs each change once itself.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read when FFmpeg is first used
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 #: OpenCV reads FFmpeg's capture options from the environment at open time.
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _ENV_LOCK = threading.Lock()
