@@ -27,7 +27,9 @@ def main(clip: str, port: int, fps: int = 10) -> None:
     factory.set_launch(
         f"( multifilesrc location={clip} loop=true caps=video/x-h264,stream-format=byte-stream"
         f",framerate={fps}/1 ! h264parse config-interval=1 ! rtph264pay name=pay0 pt=96 )")
-    factory.set_shared(True)
+    # One pipeline per client: a client that drops mid-stream (FaceLens reopening) leaves
+    # nothing half-torn-down for the next one, as a real camera's encoder would not.
+    factory.set_shared(False)
     server.get_mount_points().add_factory("/cam", factory)
     if server.attach(None) == 0:
         raise SystemExit(f"cannot listen on 127.0.0.1:{port}")

@@ -87,10 +87,12 @@ class OpenCVSource:
             raise SourceError(f"source {self.name!r} is not open")
         began = time.monotonic()
         ok, image = self._cap.read()
-        if ok and self.is_stream and time.monotonic() - began >= 0.9 * self.read_timeout_s:
+        if ok and self.is_stream and self._index > 0 \
+                and time.monotonic() - began >= 0.9 * self.read_timeout_s:
             # FFmpeg's decoder threads hold a frame or two back: after a read timed out, the
             # reads that follow flush those old frames out one timeout each. A frame that
-            # took the whole timeout to come is a stall, not a picture of now.
+            # took the whole timeout to come is a stall, not a picture of now. (The first
+            # frame after opening may take long: the stream starts at its next key frame.)
             ok = False
         if not ok or image is None:
             if self.is_file:

@@ -198,7 +198,10 @@ class FrameReader:
             return
         if self._retry.down_since is None:
             log.warning("%s; reopening", exc)
-        elif self._retry.reminder_due():
+        else:
+            log.debug("source %s: attempt %d failed: %s", self.source.name,
+                      self._retry.attempts, exc)
+        if self._retry.down_since is not None and self._retry.reminder_due():
             log.warning("source %s still unavailable after %.0f s (%d attempts): %s",
                         self.source.name, self._retry.down_for(), self._retry.attempts, exc)
         self._retry.wait(self.stop)
