@@ -197,3 +197,32 @@ def test_no_embedding_runs_while_nobody_is_enrolled(make_config, astronaut_clip,
         events += pipeline.process(frame)
     assert events and all(e.identity is not None and e.identity.samples == 0 for e in events)
     assert pipeline.times.mean()["identity"] == 0.0
+
+
+def test_people_come_and_go_in_home_assistant_discovery(people, env, tmp_path):
+    """Enrolled: a presence sensor and a device trigger per person, retained for Home
+    Assistant; removed: both are deleted (empty retained configs), the others stay."""
+    from tests.mqtt_helpers import Broker
+    from tests.test_mqtt import CAMERA, DEVICE, mqtt_env, retained
+
+    broker = Broker(tmp_path).start()
+    try:
+        env = {**mqtt_env(env, broker, tmp_path), "FACELENS_SERVICE_MAX_FRAMES": "20"}
+        for name, files in (("astronaut", ["astronaut"]), ("obama", ["obama", "obama2"])):
+            assert facelens("faces", "add", name, *(str(people[f]) for f in files),
+                            env=env).returncode == 0
+        uid = f"facelens_{DEVICE}_{CAMERA}"
+        sensor = f"homeassistant/binary_sensor/{uid}_person_obama/config"
+        trigger = f"homeassistant/device_automation/{uid}_face_seen_obama/config"
+        other = f"homeassistant/binary_sensor/{uid}_person_astronaut/config"
+        assert facelens("run", "--source", str(people["visits"]), env=env).returncode == 0
+        topics = dict(retained(broker.port, "homeassistant/#"))
+        assert {sensor, trigger, other} <= set(topics)
+        assert json.loads(topics[sensor])["value_template"] == \
+            "{{ 'ON' if 'obama' in value_json.people else 'OFF' }}"
+        assert facelens("faces", "remove", "obama", env=env).returncode == 0
+        assert facelens("run", "--source", str(people["visits"]), env=env).returncode == 0
+        topics = dict(retained(broker.port, "homeassistant/#"))
+        assert sensor not in topics and trigger not in topics and other in topics
+    finally:
+        broker.stop()

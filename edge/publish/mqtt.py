@@ -18,6 +18,7 @@ paho writes to the socket from whichever thread publishes when no paho thread ru
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import ssl
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 WINDOW = 20
 #: On shutdown, wait this long for the outbox to drain (the `end` events of open tracks).
 FLUSH_TIMEOUT_S = 3.0
+#: The outbox note naming the people whose Home Assistant entities were published.
+PEOPLE_NOTE = "discovery_people"
 #: A TCP connect to a broker that does not answer gives up after this long.
 CONNECT_TIMEOUT_S = 3.0
 #: How long one turn of the network loop waits on the socket: the longest a new event waits
@@ -160,8 +163,11 @@ class MqttPublisher(Publisher):
         except OSError as exc:
             raise ConfigError(f"mqtt.outbox_path = '{cfg.outbox_path}': {exc}") from exc
         self._heads = tuple(heads)
-        self._people: tuple[str, ...] = ()
-        self._discovery = self._discovery_for(self._people, were=())
+        # The people whose entities the broker holds, from the last run: assumed unchanged
+        # until the gallery says otherwise, so un-enrolling someone while the service was
+        # stopped still removes their entities (and a restart makes none flap).
+        self._people: tuple[str, ...] = tuple(json.loads(self.outbox.note(PEOPLE_NOTE) or "[]"))
+        self._discovery = self._discovery_for(self._people, were=self._people)
         self._triggers = TriggerFeed()
         self._connected = threading.Event()
         self._closing = threading.Event()  # no more outbox rows are handed to paho
@@ -329,6 +335,7 @@ class MqttPublisher(Publisher):
             return
         were, self._people = self._people, labels
         self._discovery = self._discovery_for(labels, were=were)
+        self.outbox.set_note(PEOPLE_NOTE, json.dumps(list(labels)))
         if self._connected.is_set():
             for topic, payload in self._discovery:
                 self._direct.put((topic, payload, 1, True))

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS notes (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 #: SQLite's result codes for a file that is damaged or not a database at all.
 CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
@@ -160,6 +161,17 @@ class Outbox:
         with self._lock:
             row = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
         return int(row[0]) if row else 0
+
+    def note(self, name: str) -> str | None:
+        """A small text the publisher keeps across runs (what it last told the broker)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM notes WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_note(self, name: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO notes VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+                             "value = excluded.value", (name, value))
 
     def close(self) -> None:
         with self._lock:
