@@ -31,6 +31,7 @@ CONFIGS = {
                                                      "runtime": {"threads": 2}},
     "full scan every frame (3x2 tiles), 1 thread": {"motion": {"enabled": False}},
     "motion + regions, 2 threads": {"runtime": {"threads": 2}},
+    "motion + regions, no following, 1 thread (before)": {"scan": {"follow_min_score": 0}},
     "motion + regions, 1 thread (default)": {},
     "motion + regions, short-range model in regions, 1 thread": {
         "detector": {"region_model": "blazeface_short_range"}},
@@ -151,6 +152,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=180)
     ap.add_argument("--models", default=str(ROOT / ".cache/models"))
     ap.add_argument("--peer", help="python of a venv with fer==25.10.3 installed")
+    ap.add_argument("--only", help="run only the configurations whose name contains this")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:  # a child: one configuration
@@ -168,7 +170,7 @@ def main() -> int:
           f"({min(v.face_px for v in video.visitors)}-{max(v.face_px for v in video.visitors)}"
           f" px faces), empty {video.empty_fraction:.0%} of the frames", file=sys.stderr)
     rows = {name: child(args.models, video.path, truth, overrides)
-            for name, overrides in CONFIGS.items()}
+            for name, overrides in CONFIGS.items() if not args.only or args.only in name}
     decode = decode_only(str(video.path))
     peer = None
     if args.peer:

@@ -195,6 +195,9 @@ class ScanConfig(_Section):
     #: Heads classify a face when it is new, when its box moved, or at most this many frames
     #: after they last did; 1 = every frame.
     heads_every_frames: int = Field(default=5, ge=1)
+    #: Follow a confirmed face that moved a little without the detector (template matching
+    #: where it was), until its next refresh; 0 switches it off. The match it needs (0-1).
+    follow_min_score: float = Field(default=0.75, ge=0, le=1)
     #: Analyser samples (model runs on faces) per frame, at most; undecided tracks first.
     #: 0 = no limit.
     samples_per_frame: int = Field(default=0, ge=0)

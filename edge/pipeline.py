@@ -14,12 +14,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import cv2
+import numpy as np
+
 from facelens.edge.analyse.base import Analyser, AnalyserInfo, FaceSample
 from facelens.edge.analyse.registry import build_analysers
 from facelens.edge.config import Config
 from facelens.edge.detect import DETECTORS
-from facelens.edge.detect.base import Box, Detection, Detector
+from facelens.edge.detect.base import Box, Detection, Detector, iou
 from facelens.edge.events import FaceEvent, FaceView, FrameView
+from facelens.edge.follow import Follower
 from facelens.edge.scan import Scanner, ScanPlan
 from facelens.edge.sources.base import Frame
 from facelens.edge.track import Track, Tracker
@@ -80,6 +84,19 @@ class Economy:
         return out
 
 
+class _LazyGrey:
+    """The frame in grey, converted once and only if something asks (following faces)."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = image
+        self._grey: np.ndarray | None = None
+
+    def get(self) -> np.ndarray:
+        if self._grey is None:
+            self._grey = cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
+        return self._grey
+
+
 class Models:
     """What every camera shares: the detector and the analysers (each holds its model).
     Loaded once per process: a Pi holds one copy of each model however many cameras run."""
@@ -131,6 +148,7 @@ class Pipeline:
         self.tracker = Tracker(cfg.tracker, analysers=self.analysers,
                                device=cfg.service.device_id, camera=self.camera)
         self.scanner = Scanner(cfg.scan, cfg.motion)
+        self.follower = Follower(cfg.scan.follow_min_score) if cfg.scan.follow_min_score else None
         self.times = StageTimes()
         self.economy = Economy()
         self.last_faces: list[Detection] = []
@@ -145,7 +163,11 @@ class Pipeline:
     def process(self, frame: Frame) -> list[FaceEvent]:
         t0 = time.perf_counter()
         self.frame_no += 1
-        plan = self.last_plan = self.scanner.plan(frame.image, frame.t, self.tracker.hints())
+        grey = _LazyGrey(frame.image)
+        follow = (None if self.follower is None
+                  else lambda hint: self.follower.find(grey.get(), hint.track_id))  # type: ignore[union-attr]
+        plan = self.last_plan = self.scanner.plan(frame.image, frame.t, self.tracker.hints(),
+                                                  follow)
         t_motion = time.perf_counter()
         if plan.full:
             faces = self.detector.detect(frame.image)
@@ -153,6 +175,9 @@ class Pipeline:
             faces = self.detector.detect_regions(frame.image, plan.regions)
         else:
             faces = []
+        detected = {id(f) for f in faces}
+        faces = faces + [d for _, d in plan.followed
+                         if all(iou(d.box, f.box) < 0.3 for f in faces)]
         eco = self.economy
         eco.frames += 1
         eco.full_scans += plan.full
@@ -165,6 +190,13 @@ class Pipeline:
         times.update({a.info.name: 0.0 for a in self.analysers})
         h, w = frame.image.shape[:2]
         seen = self.tracker.associate(faces, frame.t, frame.wall, (w, h))
+        if self.follower is not None:
+            for track, det in seen:
+                if id(det) in detected:
+                    self.follower.remember(grey.get(), track.track_id, det)
+                else:
+                    self.follower.moved(track.track_id, det)
+            self.follower.forget({tr.track_id for tr in self.tracker.tracks})
         self._analyse(seen, frame, times)
         events = self.tracker.emit(frame.t, frame.wall)
         self.last_faces = faces

@@ -12,13 +12,13 @@ empty, still room costs one small image difference a frame and no model run.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from facelens.edge.config import MotionConfig, ScanConfig
-from facelens.edge.detect.base import Box, inside, overlaps
+from facelens.edge.detect.base import Box, Detection, inside, overlaps
 from facelens.edge.motion import Motion, MotionDetector
 
 #: The smallest region: a tiny motion blob still gets enough context for a whole face.
@@ -32,15 +32,19 @@ class TrackHint:
     track_id: str
     box: Box
     confirmed: bool
+    #: Found in the last frame (a track that was not is either gone or turned away).
+    seen: bool = True
 
 
 @dataclass(frozen=True)
 class ScanPlan:
-    """One frame's decision: a full scan, or these regions (none: no model runs)."""
+    """One frame's decision: a full scan, or these regions (none: no model runs), and the
+    faces followed without the detector (by track id)."""
 
     full: bool
     regions: list[Box]
     motion: Motion | None
+    followed: list[tuple[str, Detection]] = field(default_factory=list)
 
 
 def square(cx: float, cy: float, side: float, frame_w: int, frame_h: int) -> Box:
@@ -93,8 +97,10 @@ class Scanner:
         self._next_full: float | None = None
         self._refreshed: dict[str, float] = {}
 
-    def plan(self, image: np.ndarray, t: float, tracks: Sequence[TrackHint]) -> ScanPlan:
-        """Decide this frame's scan from its motion and the tracker's last faces."""
+    def plan(self, image: np.ndarray, t: float, tracks: Sequence[TrackHint],
+             follow: Callable[[TrackHint], Detection | None] | None = None) -> ScanPlan:
+        """Decide this frame's scan from its motion and the tracker's last faces. `follow`
+        looks for a moving confirmed face without the detector (edge.follow)."""
         motion = self.motion.update(image) if self.motion is not None else None
         if (motion is None or motion.recalibrated or self._next_full is None
                 or t >= self._next_full):
@@ -103,19 +109,36 @@ class Scanner:
             return ScanPlan(True, [], motion)
         h, w = image.shape[:2]
         regions: list[Box] = []
-        for box in motion.boxes:
-            regions += motion_regions(box, self.cfg.max_region_px, w, h)
+        followed: list[tuple[str, Detection]] = []
+        explained: list[Box] = []  # where a followed face's own movement is
         live = set()
         for tr in tracks:
             live.add(tr.track_id)
             moved = any(overlaps(tr.box, m) for m in motion.boxes)
             due = t - self._refreshed.get(tr.track_id, -math.inf) >= self.cfg.track_refresh_s
+            area = self._track_region(tr.box, w, h)
+            if not tr.seen and not due:
+                # Gone, or turned away: let it leave. Any motion there is scanned as motion;
+                # its own region only at its refresh.
+                continue
             if tr.confirmed and not moved and not due:
                 continue
+            if tr.confirmed and moved and not due and follow is not None:
+                found = follow(tr)
+                if found is not None:
+                    followed.append((tr.track_id, found))
+                    explained.append(area)
+                    continue
             self._refreshed[tr.track_id] = t
-            size = max(tr.box[2] - tr.box[0], tr.box[3] - tr.box[1])
-            side = max(size * self.cfg.track_region_scale, MIN_REGION_PX)
-            regions.append(square((tr.box[0] + tr.box[2]) / 2, (tr.box[1] + tr.box[3]) / 2,
-                                  side, w, h))
+            regions.append(area)
+        for box in motion.boxes:
+            if any(inside(box, e) for e in explained):
+                continue  # the followed face (and its shoulders) swaying
+            regions += motion_regions(box, self.cfg.max_region_px, w, h)
         self._refreshed = {k: v for k, v in self._refreshed.items() if k in live}
-        return ScanPlan(False, merge(regions), motion)
+        return ScanPlan(False, merge(regions), motion, followed)
+
+    def _track_region(self, box: Box, w: int, h: int) -> Box:
+        size = max(box[2] - box[0], box[3] - box[1])
+        side = max(size * self.cfg.track_region_scale, MIN_REGION_PX)
+        return square((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side, w, h)

@@ -119,7 +119,7 @@ class Tracker:
 
     def hints(self) -> list[TrackHint]:
         """Where the faces were in the last frame: where the next frame's scan looks."""
-        return [TrackHint(tr.track_id, tr.box, tr.confirmed) for tr in self.tracks]
+        return [TrackHint(tr.track_id, tr.box, tr.confirmed, tr.hits > 0) for tr in self.tracks]
 
     def finish(self, t: float, wall: float) -> list[FaceEvent]:
         """End every confirmed track (shutdown, end of a video)."""

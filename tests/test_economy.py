@@ -118,3 +118,32 @@ def test_economy_off_is_a_full_scan_every_frame(make_config, astronaut_clip):
     pipeline = Pipeline(make_config(motion={"enabled": False}))
     _, runs = run(pipeline, astronaut_clip.path)
     assert set(runs) == {7}
+
+
+def test_a_swaying_face_is_followed_without_the_detector(make_config, tmp_path):
+    """A visitor standing and swaying a few pixels: followed by template matching between
+    refreshes, so the detector runs far less on the occupied frames, with the same track and
+    events as without following."""
+    from demo.scenes import astronaut, paste_face, write_video
+
+    rng = np.random.default_rng(11)
+    room = background().astype(np.float32)
+    frames = []
+    for i in range(100):
+        canvas = noisy(room, rng)
+        if 10 <= i < 70:  # 6 s of a face swaying ±3 px
+            paste_face(canvas, astronaut(), 250 + round(3 * np.sin(i / 2)), 150, 90)
+        frames.append(canvas)
+    write_video(tmp_path / "sway.avi", frames)
+    with_follow = Pipeline(make_config())
+    events_a, runs_a = run(with_follow, tmp_path / "sway.avi")
+    without = Pipeline(make_config(scan={"follow_min_score": 0}))
+    events_b, runs_b = run(without, tmp_path / "sway.avi")
+    for events in (events_a, events_b):  # one visitor, one track, either way
+        assert events[0].type == "new" and events[-1].type == "end"
+        assert sum(e.type == "new" for e in events) == 1
+    occupied_a, occupied_b = np.mean(runs_a[15:70]), np.mean(runs_b[15:70])
+    print(f"detector runs per occupied frame: {occupied_a:.2f} following, "
+          f"{occupied_b:.2f} without; followed {with_follow.follower.followed} times")
+    assert with_follow.follower is not None and with_follow.follower.followed > 20
+    assert occupied_a < 0.6 * occupied_b
