@@ -10,23 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from facelens.edge.contract import preprocess
-from facelens.edge.runtime import TFLiteModel
+from facelens.edge.runtime import ModelStage, TFLiteModel
 
 
-class Classifier:
+class Classifier(ModelStage):
     def __init__(self, model: TFLiteModel) -> None:
-        self.model = model
-        self.manifest = model.manifest
+        super().__init__(model)
         self.labels = model.manifest.labels
-        self.backend = model.backend
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    @property
-    def last_latency_ms(self) -> float:
-        return self.model.last_latency_ms
 
     def classify(self, face: np.ndarray) -> np.ndarray:
         """Probabilities over `labels` for one BGR face crop."""

@@ -14,23 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from facelens.edge.contract import align, preprocess, unit_rows
-from facelens.edge.runtime import TFLiteModel
+from facelens.edge.runtime import ModelStage, TFLiteModel
 
 
-class Embedder:
+class Embedder(ModelStage):
     def __init__(self, model: TFLiteModel) -> None:
-        self.model = model
-        self.manifest = model.manifest
+        super().__init__(model)
         self.dims = model.manifest.output.dims
-        self.backend = model.backend
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    @property
-    def last_latency_ms(self) -> float:
-        return self.model.last_latency_ms
 
     def aligned(self, image: np.ndarray, keypoints: Sequence[tuple[float, float]]) -> np.ndarray:
         return align(image, keypoints, self.manifest.input)

@@ -126,6 +126,24 @@ class TFLiteModel:
         return outs
 
 
+class ModelStage:
+    """A stage built on one model (a classifier, an embedder): its manifest, name, where it
+    runs and how long its last run took."""
+
+    def __init__(self, model: TFLiteModel) -> None:
+        self.model = model
+        self.manifest = model.manifest
+        self.backend = model.backend
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def last_latency_ms(self) -> float:
+        return self.model.last_latency_ms
+
+
 def open_model(manifest_path: str | Path, *, edgetpu: EdgeTpuMode = "off",
                num_threads: int = 2) -> TFLiteModel:
     """Load the manifest, verify the file's hash and tensor shapes, and build the interpreter."""

@@ -29,35 +29,27 @@ NOBODY = "none"
 
 def _analyser_entities(topics: Topics, info: AnalyserInfo) -> list[tuple[str, str, dict]]:
     """Each state field an analyser has becomes an entity: its label as an enum sensor (a
-    plain sensor when its labels are open), its alarm as a problem binary sensor."""
+    plain sensor when its labels are open), its alarm as a problem binary sensor, a list of
+    names as their join, a count as a measurement."""
     out: list[tuple[str, str, dict]] = []
-    cam = topics.camera
     for f in state_fields(info):
+        base: dict[str, object] = {"name": f"{topics.camera} {f.name}",
+                                   "state_topic": topics.state, "icon": f.icon}
+        v = f"value_json.{f.path}"
+        component = "sensor"
         if f.kind == "alarm":
-            out.append(("binary_sensor", f.key, {
-                "name": f"{cam} {f.name}", "state_topic": topics.state,
-                "value_template": f"{{{{ 'ON' if value_json.{f.path} else 'OFF' }}}}",
-                "device_class": "problem", "icon": f.icon}))
-            continue
-        if f.kind == "count":
-            out.append(("sensor", f.key, {
-                "name": f"{cam} {f.name}", "state_topic": topics.state,
-                "value_template": f"{{{{ value_json.{f.path} }}}}",
-                "state_class": "measurement", "icon": f.icon}))
-            continue
-        if f.kind == "list":  # names, which change at run time: no options to list
-            out.append(("sensor", f.key, {
-                "name": f"{cam} {f.name}", "state_topic": topics.state,
-                "value_template": (f"{{{{ value_json.{f.path} | join(', ') "
-                                   f"if value_json.{f.path} else '{NOBODY}' }}}}"),
-                "icon": f.icon}))
-            continue
-        payload: dict[str, object] = {
-            "name": f"{cam} {f.name}", "state_topic": topics.state,
-            "value_template": f"{{{{ value_json.{f.path} or '{NOBODY}' }}}}", "icon": f.icon}
-        if info.labels is not None:
-            payload |= {"device_class": "enum", "options": [*info.labels, NOBODY]}
-        out.append(("sensor", f.key, payload))
+            component = "binary_sensor"
+            base |= {"value_template": f"{{{{ 'ON' if {v} else 'OFF' }}}}",
+                     "device_class": "problem"}
+        elif f.kind == "count":
+            base |= {"value_template": f"{{{{ {v} }}}}", "state_class": "measurement"}
+        elif f.kind == "list":  # names, which change at run time: no options to list
+            base |= {"value_template": f"{{{{ {v} | join(', ') if {v} else '{NOBODY}' }}}}"}
+        else:
+            base |= {"value_template": f"{{{{ {v} or '{NOBODY}' }}}}"}
+            if info.labels is not None:
+                base |= {"device_class": "enum", "options": [*info.labels, NOBODY]}
+        out.append((component, f.key, base))
     return out
 
 
