@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facelens.edge.analyse.base import FaceSample
 from facelens.edge.config import Config
-from facelens.edge.detect.base import Detection, crop
 from facelens.edge.events import iso_time
 from facelens.edge.pipeline import Pipeline
 from facelens.edge.sources import open_camera
@@ -57,23 +57,6 @@ class TrackCrops:
         del self.kept[PER_TRACK:]
 
 
-def frontal(det: Detection) -> float:
-    """1 for a face looking at the camera, towards 0 turned away: how evenly the nose tip
-    sits between the eyes (BlazeFace keypoints: right eye, left eye, nose tip, …)."""
-    if len(det.keypoints) < 3:
-        return 0.5
-    (rx, _), (lx, _), (nx, _) = det.keypoints[:3]
-    span = abs(lx - rx)
-    if span < 1:
-        return 0.0
-    return float(max(0.0, 1 - abs((nx - rx) - (lx - nx)) / span))
-
-
-def sharpness(grey: np.ndarray) -> float:
-    """Variance of the Laplacian at a fixed size: blurred or moving faces score low."""
-    return float(cv2.Laplacian(cv2.resize(grey, (96, 96)), cv2.CV_64F).var())
-
-
 def collect(cfg: Config, out: Path, *, max_crops: int = 200,
             min_face_px: int = 40) -> dict[str, int]:
     """Run the source through the pipeline and write the best crops of each track to `out`."""
@@ -92,10 +75,9 @@ def collect(cfg: Config, out: Path, *, max_crops: int = 200,
                 track_id = boxes.get(det.box)
                 if track_id is None or min(det.width, det.height) < min_face_px:
                     continue
-                face = crop(frame.image, det.box, cfg.detector.crop_margin)
-                grey = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
-                sharp, front = sharpness(grey), frontal(det)
-                score = min(det.width, 160) / 160 * min(sharp, 300) / 300 * front
+                sample = FaceSample(frame.image, det, cfg.detector.crop_margin, 1, frames)
+                face, grey = sample.crop, sample.grey
+                sharp, front, score = sample.sharpness, sample.frontality, sample.quality
                 meta = {"track_id": track_id, "time": iso_time(frame.wall),
                         "frame_index": frame.index,
                         "box": [round(v, 1) for v in det.box],

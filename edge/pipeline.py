@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -211,18 +212,18 @@ class Pipeline:
         longest unserved before the others."""
         budget = self.cfg.scan.samples_per_frame or None
         margin = self.cfg.detector.crop_margin
-        wanted = []
+        wanted: list[tuple[Analyser, Any, FaceSample, Track]] = []
         for track, det in seen:
             sample = FaceSample(frame.image, det, margin, track.frames, self.frame_no)
             for a in self.analysers:
                 state = track.analysis[a.info.name]
                 if a.wants(state, sample):
-                    decided = a.verdict(state).decided
-                    wanted.append((decided, -track.frames, a, state, sample))
+                    wanted.append((a, state, sample, track))
         if budget is not None and len(wanted) > budget:
-            wanted.sort(key=lambda w: w[:2])
+            # Only here is a verdict needed: undecided first, then the longest tracks.
+            wanted.sort(key=lambda w: (w[0].verdict(w[1]).decided, -w[3].frames))
             wanted = wanted[:budget]
-        for _, _, a, state, sample in wanted:
+        for a, state, sample, _ in wanted:
             a.take(state, sample)
             times[a.info.name] += a.last_latency_ms
             self.economy.head_runs += 1

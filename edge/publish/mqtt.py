@@ -74,14 +74,11 @@ class MqttError(FaceLensError, RuntimeError):
 
 def make_client(cfg: MqttConfig, device: str) -> mqtt.Client:
     """A paho client with the configured identity, protocol, credentials, TLS and backoff."""
-    if cfg.protocol == "5":
-        client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                             client_id=cfg.client_id or f"facelens-{device}",
-                             protocol=mqtt.MQTTv5)
-    else:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                             client_id=cfg.client_id or f"facelens-{device}",
-                             protocol=mqtt.MQTTv311, clean_session=True)
+    # MQTT 5 has no clean_session (connect() asks for a clean start instead).
+    session = ({"protocol": mqtt.MQTTv5} if cfg.protocol == "5"
+               else {"protocol": mqtt.MQTTv311, "clean_session": True})
+    client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                         client_id=cfg.client_id or f"facelens-{device}", **session)
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password.get_secret_value() or None)
     if cfg.tls:
@@ -181,6 +178,7 @@ class MqttPublisher(Publisher):
         self._offline_mid: int | None = None
         self._offline_acked = threading.Event()
         self._last_state: CameraState | None = None
+        self._last_person = ""
         self._last_failure = ""
         self._retry = RetrySchedule(cfg.reconnect_min_s, cfg.reconnect_max_s)
         self.client = self._make_client()
@@ -254,6 +252,8 @@ class MqttPublisher(Publisher):
             client.publish(topic, payload, qos=1, retain=True)
         if self._last_state is not None:
             client.publish(self.topics.state, self._last_state.to_json(), qos=1, retain=True)
+        if self._last_person:
+            client.publish(self.topics.last_person, self._last_person, qos=1, retain=True)
         self._connected.set()
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
@@ -326,8 +326,10 @@ class MqttPublisher(Publisher):
         for trigger, payload in self._triggers.fire(event):
             self.outbox.put(trigger.topic(self.topics), payload, 1)
         ident = event.identity
-        if ident is not None and ident.name and event.type != "end":
-            self._direct.put((self.topics.last_person, ident.name, 1, True))
+        if ident is not None and ident.name and ident.name != self._last_person:
+            self._last_person = ident.name  # retained: sent when it changes and on connect
+            if self._connected.is_set():
+                self._direct.put((self.topics.last_person, ident.name, 1, True))
 
     def publish_labels(self, analyser: str, labels: tuple[str, ...]) -> None:
         """Enrolled people changed: their entities and triggers come and go with them."""
