@@ -170,6 +170,7 @@ class MqttPublisher(Publisher):
         self._closing = threading.Event()  # no more outbox rows are handed to paho
         self._stopped = threading.Event()  # the network thread ends
         self._hurry = threading.Event()  # close(): try the broker now, not after the backoff
+        self._rediscover = threading.Event()  # the discovery configs changed: send them
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         #: Retained or best-effort messages from other threads: (topic, payload, qos, retain).
         self._direct: queue.SimpleQueue[tuple[str, str | bytes, int, bool]] = queue.SimpleQueue()
@@ -248,6 +249,7 @@ class MqttPublisher(Publisher):
         self._last_failure = ""
         self._retry.reset()
         client.publish(self.topics.available, "online", qos=1, retain=True)
+        self._rediscover.clear()  # before reading: a change from now on is sent by _send
         for topic, payload in self._discovery:
             client.publish(topic, payload, qos=1, retain=True)
         if self._last_state is not None:
@@ -295,6 +297,10 @@ class MqttPublisher(Publisher):
         self._drain_acks()
         if not self._connected.is_set():
             return
+        if self._rediscover.is_set():
+            self._rediscover.clear()
+            for config_topic, config in self._discovery:
+                self.client.publish(config_topic, config, qos=1, retain=True)
         with contextlib.suppress(queue.Empty):
             while True:
                 topic, payload, qos, retain = self._direct.get_nowait()
@@ -338,9 +344,9 @@ class MqttPublisher(Publisher):
         were, self._people = self._people, labels
         self._discovery = self._discovery_for(labels, were=were)
         self.outbox.set_note(PEOPLE_NOTE, json.dumps(list(labels)))
-        if self._connected.is_set():
-            for topic, payload in self._discovery:
-                self._direct.put((topic, payload, 1, True))
+        # Sent by the network thread: on its next turn if connected, else on connect. (Asking
+        # here whether it is connected would race a connect that read the old configs.)
+        self._rediscover.set()
 
     def publish_state(self, state: CameraState) -> None:
         self._last_state = state
