@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import re
 import socket
@@ -30,6 +31,7 @@ from facelens.edge.contract import DETECTION_TASK, EMBEDDING_TASK
 from facelens.edge.errors import DEBUG_ENV, FaceLensError
 from facelens.edge.events import DOCUMENTED_HEADS
 
+log = logging.getLogger(__name__)
 ENV_PREFIX = "FACELENS_"
 #: Variables with the prefix that are not configuration keys.
 ENV_NOT_KEYS = frozenset({"FACELENS_CONFIG", DEBUG_ENV})
@@ -269,8 +271,20 @@ class TrackerConfig(_Section):
     lost_after_s: float = Field(default=1.5, gt=0)
     #: At most one `update` per track per this many seconds.
     update_interval_s: float = Field(default=1.0, ge=0)
-    #: Weight of the newest frame in the exponential moving average of emotions.
-    emotion_alpha: float = Field(default=0.3, gt=0, le=1)
+    #: Weight of the newest frame in each head's exponential moving average of probabilities.
+    smoothing_alpha: float = Field(default=0.3, gt=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """`emotion_alpha` (its name in 0.1) smoothed every head, not only emotion: still read."""
+        if isinstance(data, dict) and "emotion_alpha" in data:
+            data = dict(data)
+            if "smoothing_alpha" in data:
+                raise ValueError("set smoothing_alpha only (emotion_alpha is its old name)")
+            log.warning("[tracker] emotion_alpha is now called smoothing_alpha")
+            data["smoothing_alpha"] = data.pop("emotion_alpha")
+        return data
 
 
 class OutputConfig(_Section):

@@ -190,7 +190,7 @@ class Daemon:
             cameras=cameras)
         self._stats_since = now
         for pub in self.publishers:
-            stats = replace(stats, **pub.health())  # type: ignore[arg-type]
+            stats = replace(stats, **pub.health())
         for pub in self.publishers:
             pub.publish_stats(stats)
 

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 
@@ -56,6 +56,31 @@ def state_fields(info: AnalyserInfo) -> list[StateField]:
                            "mdi:account-question")]
     return [StateField(f"heads.{info.name}", f"head_{info.name}", info.name.replace("_", " "),
                        "enum", "mdi:face-recognition")]
+
+
+#: Home Assistant device-trigger types (the automation editor's "face seen", "spoof").
+FACE_SEEN, SPOOF = "face_seen", "spoof"
+
+
+def trigger_kinds(info: AnalyserInfo, people: Sequence[str]) -> list[tuple[str, str]]:
+    """The (type, subtype) device triggers an analyser can fire: every emotion, every enrolled
+    person and `unknown`, `spoof` for a fake face; none for a user's own head."""
+    if info.name == "emotion":
+        return [(FACE_SEEN, label) for label in info.labels or ()]
+    if info.name == "identity":
+        return [(FACE_SEEN, p) for p in people] + [(FACE_SEEN, UNKNOWN)]
+    if info.name == "authenticity":
+        return [(SPOOF, "fake")]
+    return []
+
+
+#: The event entity's attributes: what an automation wants most of an event, as templates
+#: over the event payload.
+EVENT_ATTRIBUTES = {
+    "track_id": "value_json.track_id", "camera": "value_json.camera",
+    "emotion": "value_json.emotion.label if value_json.emotion else none",
+    "person": "value_json.identity.name if value_json.identity else none",
+    "authenticity": "value_json.authenticity.label if value_json.authenticity else none"}
 
 
 def iso_time(unix: float) -> str:
@@ -181,6 +206,19 @@ class FaceEvent:
                    identity=IdentityResult.from_verdict(ident) if ident else None,
                    **fields)
 
+    def triggered(self) -> dict[str, tuple[str, str, float | None]]:
+        """Per analyser, the device trigger (type, subtype) this event's verdict fires and
+        its score: the emotion label, the decided name or `unknown`, `spoof` while fake."""
+        out: dict[str, tuple[str, str, float | None]] = {}
+        if self.emotion is not None:
+            out["emotion"] = (FACE_SEEN, self.emotion.label, self.emotion.score)
+        ident = self.identity
+        if ident is not None and ident.status != "pending":
+            out["identity"] = (FACE_SEEN, ident.name or UNKNOWN, ident.score)
+        if self.authenticity is not None and self.authenticity.label == "fake":
+            out["authenticity"] = (SPOOF, "fake", self.authenticity.fake_probability)
+        return out
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -256,6 +294,17 @@ class CameraHealth:
     reconnects: int
     stalls: int
     seconds_since_frame: float
+
+
+class OutputHealth(TypedDict, total=False):
+    """An output's part of the health report: the ServiceStats fields it knows (the MQTT
+    output its outbox and connection, the live page the connections it turned away)."""
+
+    outbox_depth: int
+    events_dropped: int
+    mqtt_connected: bool
+    web_rejected: int
+    outbox_moved_aside: str
 
 
 @dataclass(frozen=True)

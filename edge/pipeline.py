@@ -165,8 +165,9 @@ class Pipeline:
         t0 = time.perf_counter()
         self.frame_no += 1
         grey = _LazyGrey(frame.image)
-        follow = (None if self.follower is None
-                  else lambda hint: self.follower.find(grey.get(), hint.track_id))  # type: ignore[union-attr]
+        follower = self.follower
+        follow = (None if follower is None
+                  else lambda hint: follower.find(grey.get(), hint.track_id))
         plan = self.last_plan = self.scanner.plan(frame.image, frame.t, self.tracker.hints(),
                                                   follow)
         t_motion = time.perf_counter()

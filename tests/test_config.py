@@ -204,3 +204,12 @@ def test_a_binary_secret_file_is_one_line(tmp_path):
     secret.write_bytes(b"\xff\xfe\x81\x00")
     with pytest.raises(ConfigError, match="secret file .* is not UTF-8 text"):
         load_config(write(tmp_path, f"[mqtt]\npassword_file = '{secret}'\n"), environ={})
+
+
+def test_the_old_name_of_smoothing_alpha_is_still_read(tmp_path, caplog):
+    cfg = load_config(write(tmp_path, "[tracker]\nemotion_alpha = 0.6\n"), environ={})
+    assert cfg.tracker.smoothing_alpha == 0.6
+    assert "emotion_alpha is now called smoothing_alpha" in caplog.text
+    with pytest.raises(ConfigError, match="smoothing_alpha only"):
+        load_config(write(tmp_path, "[tracker]\nemotion_alpha = 0.6\nsmoothing_alpha = 0.5\n"),
+                    environ={})

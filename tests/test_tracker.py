@@ -64,9 +64,9 @@ class Driven:
 
 def make_tracker(**cfg) -> Driven:
     base = {"confirm_frames": 3, "lost_after_s": 1.0, "update_interval_s": 1.0,
-            "emotion_alpha": 0.5, "iou": 0.3}
+            "smoothing_alpha": 0.5, "iou": 0.3}
     config = TrackerConfig(**{**base, **cfg})
-    return Driven(Tracker(config, analysers=heads(config.emotion_alpha), device="dev",
+    return Driven(Tracker(config, analysers=heads(config.smoothing_alpha), device="dev",
                           camera="cam"))
 
 

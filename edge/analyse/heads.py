@@ -129,6 +129,6 @@ def build(cfg: Config) -> list[HeadAnalyser]:
         model = open_configured(model_key(name)[1], hc.model, cfg.runtime, task=name)
         m = model.manifest
         heads.append(HeadAnalyser(HeadRule(name, m.labels, m.positive_index, hc.threshold),
-                                  Classifier(model), alpha=cfg.tracker.emotion_alpha,
+                                  Classifier(model), alpha=cfg.tracker.smoothing_alpha,
                                   every=cfg.scan.heads_every_frames))
     return heads

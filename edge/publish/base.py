@@ -8,6 +8,7 @@ from facelens.edge.events import (
     CameraState,
     FaceEvent,
     FrameView,
+    OutputHealth,
     ServiceStats,
     Snapshot,
 )
@@ -26,7 +27,7 @@ class Publisher:
     def publish_state(self, state: CameraState) -> None:
         """The camera's present changed (faces, dominant emotion, fake present)."""
 
-    def health(self) -> dict[str, int | bool | str]:
+    def health(self) -> OutputHealth:
         """This output's part of the health report (ServiceStats fields, e.g. the outbox
         depth); the daemon puts every output's part into the one report all of them get."""
         return {}

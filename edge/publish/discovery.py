@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from facelens.edge import __version__
 from facelens.edge.analyse.base import AnalyserInfo
-from facelens.edge.events import DOCUMENTED_INFOS, state_fields
+from facelens.edge.events import DOCUMENTED_INFOS, EVENT_ATTRIBUTES, state_fields
 from facelens.edge.publish import triggers
 from facelens.edge.publish.topics import Topics
 
@@ -110,10 +110,7 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *,
         "device_class": "connectivity", "entity_category": "diagnostic", "device": device,
         "origin": origin, "qos": 1}))
     # Device triggers: what an owner picks in the automation editor.
-    names = {h.name: h for h in heads}
-    emotions = names["emotion"].labels or () if "emotion" in names else ()
-    for trig in triggers.offered(tuple(emotions), tuple(people), "identity" in names,
-                                 "authenticity" in names):
+    for trig in triggers.offered(heads, people):
         object_id = f"{uid}_{trig.type}_{trig.subtype}"
         out.append((f"{discovery_prefix}/device_automation/{object_id}/config", {
             "automation_type": "trigger", "type": trig.type, "subtype": trig.subtype,
@@ -123,13 +120,9 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *,
 
 #: The event entity reads the events topic: its event type is the event's, its attributes
 #: the fields an automation wants most.
-EVENT_TEMPLATE = (
-    "{{ {'event_type': value_json.type, 'track_id': value_json.track_id, "
-    "'camera': value_json.camera, "
-    "'emotion': value_json.emotion.label if value_json.emotion else none, "
-    "'person': value_json.identity.name if value_json.identity else none, "
-    "'authenticity': value_json.authenticity.label if value_json.authenticity else none"
-    "} | to_json }}")
+EVENT_TEMPLATE = ("{{ {'event_type': value_json.type, "
+                  + ", ".join(f"'{k}': {v}" for k, v in EVENT_ATTRIBUTES.items())
+                  + "} | to_json }}")
 
 
 def entity_ids(component: str, unique: str) -> dict[str, str]:

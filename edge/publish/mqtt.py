@@ -35,7 +35,7 @@ from paho.mqtt.properties import Properties
 from facelens.edge.analyse.base import AnalyserInfo
 from facelens.edge.config import Config, ConfigError, MqttConfig
 from facelens.edge.errors import FaceLensError
-from facelens.edge.events import CameraState, FaceEvent, ServiceStats, Snapshot
+from facelens.edge.events import CameraState, FaceEvent, OutputHealth, ServiceStats, Snapshot
 from facelens.edge.publish.base import Publisher
 from facelens.edge.publish.discovery import discovery_payloads
 from facelens.edge.publish.outbox import Outbox
@@ -353,7 +353,7 @@ class MqttPublisher(Publisher):
         if self._connected.is_set():
             self._direct.put((self.topics.state, state.to_json(), 1, True))
 
-    def health(self) -> dict[str, int | bool | str]:
+    def health(self) -> OutputHealth:
         return {"outbox_depth": self.outbox.depth(), "events_dropped": self.outbox.dropped(),
                 "mqtt_connected": self._connected.is_set(),
                 "outbox_moved_aside": self.outbox.moved_aside}

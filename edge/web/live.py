@@ -15,7 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 
-from facelens.edge.events import CameraHealth, CameraState, FaceEvent, FrameView, ServiceStats
+from facelens.edge.events import (
+    CameraHealth,
+    CameraState,
+    FaceEvent,
+    FrameView,
+    OutputHealth,
+    ServiceStats,
+)
 from facelens.edge.publish.base import Publisher
 from facelens.edge.web.annotate import annotate, to_jpeg
 
@@ -76,7 +83,7 @@ class LiveView(Publisher):
     def publish_stats(self, stats: ServiceStats) -> None:
         self._stats = stats
 
-    def health(self) -> dict[str, int | bool | str]:
+    def health(self) -> OutputHealth:
         return {"web_rejected": self.rejected()}
 
     def publish_camera(self, camera: str, health: CameraHealth) -> None:
