@@ -18,7 +18,7 @@ from demo import scenes
 from facelens.edge.detect.base import iou
 from facelens.edge.detect.blazeface import BlazeFaceDetector
 from facelens.edge.detect.haar import HaarDetector
-from facelens.edge.runtime import open_model
+from facelens.edge.runtime.interpreter import open_model
 
 
 def main() -> None:

@@ -42,8 +42,8 @@ def measure(video: str, truth: str, overrides: dict, models: str) -> dict:
     """One configuration, in this process: the pipeline exactly as the service runs it."""
     import numpy as np
 
+    from facelens.edge.camera.pipeline import Pipeline
     from facelens.edge.config import load_config
-    from facelens.edge.pipeline import Pipeline
     from facelens.edge.sources import FrameReader, open_source
 
     sections = {k: dict(v) for k, v in overrides.items()}

@@ -63,12 +63,12 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from demo.scenes import astronaut, cameraman, room_camera_video
+    from facelens.edge.analyse.gallery import Gallery
     from facelens.edge.analyse.identity import open_embedder
+    from facelens.edge.camera.pipeline import Pipeline
     from facelens.edge.config import load_config
     from facelens.edge.detect import DETECTORS
     from facelens.edge.detect.base import iou
-    from facelens.edge.gallery import Gallery
-    from facelens.edge.pipeline import Pipeline
     from facelens.edge.sources import FrameReader, open_source
     from tests.face_photos import photos, read
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from facelens.edge.contract import ModelManifest
-from facelens.edge.runtime import import_runtime
+from facelens.edge.runtime.interpreter import import_runtime
 
 PI4_GMACS = 569e6 / 0.087 / 1e9  # MobileNet v1 on a Pi 4: 6.5 GMAC/s effective
 PI5_OVER_PI4 = (2.0, 3.0)

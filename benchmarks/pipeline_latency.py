@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from demo.scenes import room_video
+from facelens.edge.camera.pipeline import Pipeline
 from facelens.edge.config import load_config
-from facelens.edge.pipeline import Pipeline
 from facelens.edge.sources import FrameReader, open_source
 
 

@@ -20,7 +20,7 @@ from facelens.converter.augment import augmented_copies
 from facelens.converter.prune import PruneError, check_sparsity, prune, teacher_targets
 from facelens.converter.quantize import MODES, Mode, QuantizeError, quantization_aware, to_tflite
 from facelens.edge.contract import ModelManifest, Provenance, preprocess, sha256_file
-from facelens.edge.runtime import open_model
+from facelens.edge.runtime.interpreter import open_model
 from facelens.workstation.datasets import DatasetError, FaceSet, read_faces
 from facelens.workstation.kerasmodel import (
     check_model_fits,

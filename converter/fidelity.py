@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.edge.classify import Classifier
 from facelens.edge.contract import preprocess
-from facelens.edge.runtime import TFLiteModel, import_runtime
+from facelens.edge.runtime.classifier import Classifier
+from facelens.edge.runtime.interpreter import TFLiteModel, import_runtime
 
 #: TFLite builtin ops the Edge TPU compiler can map (Coral's compatibility table). Anything
 #: else stays on the CPU and splits the graph; edgetpu_compiler itself is the final word.

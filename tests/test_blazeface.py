@@ -16,7 +16,7 @@ from facelens.edge.detect.blazeface import (
     weighted_nms,
 )
 from facelens.edge.detect.haar import HaarDetector
-from facelens.edge.runtime import open_model
+from facelens.edge.runtime.interpreter import open_model
 
 SHORT = [(8, 2), (16, 6)]
 

@@ -17,7 +17,7 @@ from facelens.converter.convert import ConvertOptions, convert
 from facelens.converter.prune import prune
 from facelens.converter.quantize import to_tflite
 from facelens.edge.contract import ModelManifest, preprocess, sha256_file
-from facelens.edge.runtime import open_model
+from facelens.edge.runtime.interpreter import open_model
 from facelens.workstation.kerasmodel import kernel_sparsity, load_keras
 from tests import keras_models
 

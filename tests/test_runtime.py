@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facelens.edge.contract import ManifestError, ModelManifest, preprocess
-from facelens.edge.runtime import open_model
+from facelens.edge.runtime.interpreter import open_model
 
 
 @pytest.fixture

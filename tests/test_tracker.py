@@ -9,10 +9,10 @@ import pytest
 
 from facelens.edge.analyse.base import FaceSample
 from facelens.edge.analyse.heads import HeadAnalyser, HeadRule, HeadState
+from facelens.edge.camera.track import Tracker
 from facelens.edge.config import TrackerConfig
 from facelens.edge.contract import AUTHENTICITY_LABELS, FER2013_LABELS
 from facelens.edge.detect.base import Detection
-from facelens.edge.track import Tracker
 
 HAPPY = np.eye(7)[3] * 0.9 + 0.1 / 7
 NEUTRAL = np.eye(7)[6] * 0.9 + 0.1 / 7

@@ -75,7 +75,7 @@ def test_authenticity_learns_converts_and_runs_in_the_pipeline(tmp_path, make_co
     assert report["labelled"] and report["chosen"]["labelled"]["accuracy"] > 0.75
     # … and into the device pipeline: events now carry an authenticity verdict.
     from demo.scenes import astronaut_video
-    from facelens.edge.pipeline import Pipeline
+    from facelens.edge.camera.pipeline import Pipeline
     from facelens.edge.sources import FrameReader, open_source
 
     clip = astronaut_video(tmp_path / "clip.avi", face_frames=12, empty_after=16)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from facelens.edge.contract import ManifestError, preprocess
-from facelens.edge.runtime import TFLiteModel, open_model
+from facelens.edge.runtime.interpreter import TFLiteModel, open_model
 
 log = logging.getLogger(__name__)
 MANIFEST = "face_landmark.json"

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from facelens.edge.analyse.base import AnalyserInfo, FaceSample, Verdict
-from facelens.edge.classify import Classifier
 from facelens.edge.config import Config, model_key
 from facelens.edge.detect.base import Box, iou
-from facelens.edge.models import open_configured
+from facelens.edge.runtime.classifier import Classifier
+from facelens.edge.runtime.stock_models import open_configured
 
 #: A box that overlaps the last one sampled at least this much has not moved.
 SAME_BOX_IOU = 0.7

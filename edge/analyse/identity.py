@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from facelens.edge.analyse.base import AnalyserInfo, FaceSample, Verdict
+from facelens.edge.analyse.gallery import GalleryWatch
 from facelens.edge.config import Config, IdentityConfig
 from facelens.edge.contract import EMBEDDING_TASK
-from facelens.edge.embed import Embedder
 from facelens.edge.events import UNKNOWN
-from facelens.edge.gallery import GalleryWatch
-from facelens.edge.models import open_configured
+from facelens.edge.runtime.embedder import Embedder
+from facelens.edge.runtime.stock_models import open_configured
 
 
 @dataclass

@@ -22,8 +22,8 @@ import numpy as np
 
 from facelens.edge.contract import DETECTION_TASK, convert_colour, normalize
 from facelens.edge.detect.base import Box, Detection, iou_matrix
-from facelens.edge.models import open_configured
-from facelens.edge.runtime import TFLiteModel
+from facelens.edge.runtime.interpreter import TFLiteModel
+from facelens.edge.runtime.stock_models import open_configured
 
 if TYPE_CHECKING:
     from facelens.edge.config import Config

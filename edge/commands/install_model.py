@@ -28,7 +28,7 @@ from pathlib import Path
 from facelens.edge.config import ConfigError, load_config, model_key
 from facelens.edge.contract import ManifestError, ModelManifest
 from facelens.edge.files import write_new
-from facelens.edge.runtime import open_model
+from facelens.edge.runtime.interpreter import open_model
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from facelens.edge.events import (
     ServiceStats,
 )
 from facelens.edge.publish.base import Publisher
-from facelens.edge.web.annotate import annotate, to_jpeg
+from facelens.edge.publish.web.annotate import annotate, to_jpeg
 
 #: Events kept for a page that opens now, and per connected event stream.
 RECENT_EVENTS = 50

@@ -16,13 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from facelens.edge import __version__
+from facelens.edge.camera.pipeline import Pipeline
 from facelens.edge.config import Config
 from facelens.edge.events import CameraHealth, CameraState, FaceEvent, ServiceStats, iso_time
-from facelens.edge.notify import SystemdNotifier
-from facelens.edge.pipeline import Pipeline
 from facelens.edge.publish import build_publishers
 from facelens.edge.publish.base import Publisher
 from facelens.edge.publish.snapshot import snapshots
+from facelens.edge.service.notify import SystemdNotifier
 from facelens.edge.sources import FrameReader, ReaderStats, open_camera
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from facelens.edge.contract import preprocess
-from facelens.edge.runtime import ModelStage, TFLiteModel
+from facelens.edge.runtime.interpreter import ModelStage, TFLiteModel
 
 
 class Classifier(ModelStage):

@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from facelens.edge.contract import DETECTION_TASK, ManifestError, ModelManifest, sha256_file
 from facelens.edge.errors import FaceLensError
-from facelens.edge.runtime import TFLiteModel, open_model
+from facelens.edge.runtime.interpreter import TFLiteModel, open_model
 
 if TYPE_CHECKING:
     from facelens.edge.config import RuntimeConfig

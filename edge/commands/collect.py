@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from facelens.edge.analyse.base import FaceSample
+from facelens.edge.camera.pipeline import Pipeline
 from facelens.edge.config import Config
 from facelens.edge.events import iso_time
-from facelens.edge.pipeline import Pipeline
 from facelens.edge.sources import open_camera
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facelens.edge.camera.motion import Motion, MotionDetector
 from facelens.edge.config import MotionConfig, ScanConfig
 from facelens.edge.detect.base import Box, Detection, inside, overlaps
-from facelens.edge.motion import Motion, MotionDetector
 
 #: The smallest region: a tiny motion blob still gets enough context for a whole face.
 MIN_REGION_PX = 96

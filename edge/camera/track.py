@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from facelens.edge.analyse.base import Analyser, Verdict
+from facelens.edge.camera.scan import TrackHint
 from facelens.edge.config import TrackerConfig
 from facelens.edge.detect.base import Box, Detection, iou_matrix
 from facelens.edge.events import CameraState, FaceEvent, TrackSummary, iso_time
-from facelens.edge.scan import TrackHint
 
 
 @dataclass

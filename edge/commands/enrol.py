@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 
 from facelens.edge.analyse.base import FaceSample
+from facelens.edge.analyse.gallery import Gallery, check_name
 from facelens.edge.analyse.identity import open_embedder
 from facelens.edge.config import Config, ConfigError
 from facelens.edge.detect import DETECTORS
-from facelens.edge.gallery import Gallery, check_name
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 

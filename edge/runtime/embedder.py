@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from facelens.edge.contract import align, preprocess, unit_rows
-from facelens.edge.runtime import ModelStage, TFLiteModel
+from facelens.edge.runtime.interpreter import ModelStage, TFLiteModel
 
 
 class Embedder(ModelStage):

@@ -20,14 +20,14 @@ import numpy as np
 
 from facelens.edge.analyse.base import Analyser, AnalyserInfo, FaceSample
 from facelens.edge.analyse.registry import build_analysers
+from facelens.edge.camera.follow import Follower
+from facelens.edge.camera.scan import Scanner, ScanPlan
+from facelens.edge.camera.track import Track, Tracker
 from facelens.edge.config import Config
 from facelens.edge.detect import DETECTORS
 from facelens.edge.detect.base import Box, Detection, Detector, iou
 from facelens.edge.events import FaceEvent, FaceView, FrameView
-from facelens.edge.follow import Follower
-from facelens.edge.scan import Scanner, ScanPlan
 from facelens.edge.sources.base import Frame
-from facelens.edge.track import Track, Tracker
 
 log = logging.getLogger(__name__)
 

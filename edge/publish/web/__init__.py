@@ -1,14 +1,18 @@
 """The live page: see what the camera sees (boxes, tracks, labels), served by the daemon.
 
 `start` makes a LiveView (the publisher the daemon feeds) and a WebServer (the HTTP side, on
-threads of its own); publish/web.py registers it among the outputs.
+threads of its own); `build` is its line in the outputs registry (publish/__init__.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from facelens.edge.analyse.base import AnalyserInfo
 from facelens.edge.config import Config, ConfigError
-from facelens.edge.web.live import LiveView
-from facelens.edge.web.server import WebServer
+from facelens.edge.publish.base import Publisher
+from facelens.edge.publish.web.live import LiveView
+from facelens.edge.publish.web.server import WebServer
 
 
 def start(cfg: Config) -> LiveView:
@@ -24,3 +28,8 @@ def start(cfg: Config) -> LiveView:
     live.rejected = lambda: server.rejected
     live.port = server.port
     return live
+
+
+def build(cfg: Config, heads: Sequence[AnalyserInfo]) -> Publisher | None:
+    """The registry's builder: on when `web.enabled` is true."""
+    return start(cfg) if cfg.web.enabled else None

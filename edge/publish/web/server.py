@@ -32,12 +32,12 @@ from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from facelens.edge.config import WebConfig
-from facelens.edge.web.annotate import OVERLAYS
-from facelens.edge.web.live import LiveView
+from facelens.edge.publish.web.annotate import OVERLAYS
+from facelens.edge.publish.web.live import LiveView
 
 log = logging.getLogger(__name__)
 
-#: The page's assets: URL path -> (file in edge/web/static, content type).
+#: The page's assets: URL path -> (file in edge/publish/web/static, content type).
 ASSETS = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -50,7 +50,7 @@ SEND_BUFFER = 128 * 1024
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("facelens.edge.web").joinpath("static", name).read_bytes()
+    return resources.files("facelens.edge.publish.web").joinpath("static", name).read_bytes()
 
 
 def allowed_hosts(cfg: WebConfig) -> frozenset[str]:

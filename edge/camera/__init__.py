@@ -1,0 +1,1 @@
+"""One camera's path through a frame: motion, where to look, following, tracks, pipeline."""

@@ -1,0 +1,1 @@
+"""The service: the daemon's loop, its signals and its systemd notifications."""
