@@ -74,7 +74,7 @@ def stock_manifests() -> dict[str, ModelManifest]:
     try:  # an installed wheel carries models/ as the package edge.stock_manifests
         folder: Any = resources.files("facelens.edge.stock_manifests")
     except ModuleNotFoundError:  # running from a checkout
-        folder = Path(__file__).resolve().parent.parent / "models"
+        folder = Path(__file__).resolve().parents[2] / "models"
     for entry in folder.iterdir():
         if entry.name.endswith(".json"):
             m = ModelManifest.model_validate_json(entry.read_text())
