@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from facelens.edge.contract import DETECTION_TASK, EMBEDDING_TASK
+from facelens.edge.contract import DETECTION_TASK, EMBEDDING_TASK, LANDMARK_TASK
 from facelens.edge.errors import DEBUG_ENV, FaceLensError
 from facelens.edge.events import DOCUMENTED_HEADS
 
@@ -407,6 +407,42 @@ class WebConfig(_Section):
         return self
 
 
+class LivenessConfig(_Section):
+    """Authenticity from the track itself: blinks and the face's 3D shape as it turns, read
+    from face landmarks (README "Is it a live face?"). Opt-in: measured on renders, not on
+    recorded attacks."""
+
+    enabled: bool = False
+    #: The face-landmark model (a manifest name or path).
+    model: str = "face_landmark"
+    #: Landmarks are read every this many frames while the track is undecided and young
+    #: (`young_samples` samples), then every `old_every_frames`; never once decided.
+    every_frames: int = Field(default=2, ge=1)
+    young_samples: int = Field(default=30, ge=1)
+    old_every_frames: int = Field(default=15, ge=1)
+    #: Faces smaller than this (px) are not read: landmark noise would pass for 3D shape.
+    min_face_px: int = Field(default=64, ge=16)
+    #: Live: the landmarks left unexplained by the best plane (a homography), as a share of
+    #: the eye distance, at least this in `live_samples` samples — or one blink.
+    parallax_live: float = Field(default=0.012, gt=0, lt=1)
+    live_samples: int = Field(default=2, ge=1)
+    #: Spoof: the face's shape changed this much (beyond a similarity: it turned) while a
+    #: plane explained it to within `planar_max`, in `spoof_samples` samples and no blink.
+    moved_min: float = Field(default=0.01, gt=0, lt=1)
+    planar_max: float = Field(default=0.006, gt=0, lt=1)
+    spoof_samples: int = Field(default=3, ge=1)
+    #: A blink: eye openness below `blink_ratio` of the track's usual, for no longer than
+    #: `blink_max_s`, then open again.
+    blink_ratio: float = Field(default=0.8, gt=0, lt=1)
+    blink_max_s: float = Field(default=0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _plane_below_live(self) -> LivenessConfig:
+        if self.planar_max >= self.parallax_live:
+            raise ValueError("liveness.planar_max must be below liveness.parallax_live")
+        return self
+
+
 class ServiceConfig(_Section):
     device_id: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "facelens",
                            pattern=r"^[A-Za-z0-9_-]+$")
@@ -421,6 +457,7 @@ class Config(_Section):
     emotion: EmotionConfig = Field(default_factory=EmotionConfig)
     authenticity: AuthenticityConfig = Field(default_factory=AuthenticityConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    liveness: LivenessConfig = Field(default_factory=LivenessConfig)
     #: More classifier heads, [heads.<name>] each (e.g. [heads.age] model = "my_age").
     heads: dict[str, HeadConfig] = Field(default_factory=dict)
     motion: MotionConfig = Field(default_factory=MotionConfig)
@@ -454,6 +491,8 @@ def model_key(task: str) -> tuple[str, str]:
         return "detector", "detector.model"
     if task == EMBEDDING_TASK:
         return "identity", "identity.model"
+    if task == LANDMARK_TASK:
+        return "liveness", "liveness.model"
     if task in DOCUMENTED_HEADS:
         return task, f"{task}.model"
     return f"heads.{task}", f"heads.{task}.model"

@@ -21,13 +21,16 @@ from facelens.edge.contract import AUTHENTICITY_LABELS, FER2013_LABELS
 EVENT_SCHEMA_VERSION = 1
 EventType = Literal["new", "update", "end"]
 #: Analysers with fields of their own in events and state; any other goes under `heads`.
-DOCUMENTED_HEADS = ("emotion", "authenticity", "identity")
+DOCUMENTED_HEADS = ("emotion", "authenticity", "identity", "liveness")
 #: What the identity analyser says of a face it has judged and found nobody enrolled.
 UNKNOWN = "unknown"
 #: The documented heads as analysers: what Home Assistant may have entities for.
 DOCUMENTED_INFOS = (AnalyserInfo("emotion", FER2013_LABELS),
                     AnalyserInfo("authenticity", AUTHENTICITY_LABELS, "fake"),
-                    AnalyserInfo("identity", None))
+                    AnalyserInfo("identity", None),
+                    AnalyserInfo("liveness", ("live", "spoof"), "spoof"))
+#: What `authenticity.verdict` can say.
+Authenticity = Literal["live", "spoof", "undetermined"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def state_fields(info: AnalyserInfo) -> list[StateField]:
     if info.name == "emotion":
         return [StateField("dominant_emotion", "emotion", "dominant emotion", "enum",
                            "mdi:emoticon-outline")]
-    if info.name == "authenticity":
+    if info.name in ("authenticity", "liveness"):  # one entity, whichever judges
         return [StateField("fake_present", "fake", "fake face", "alarm", "mdi:incognito")]
     if info.name == "identity":
         return [StateField("people", "people", "people", "list", "mdi:account-group"),
@@ -69,7 +72,7 @@ def trigger_kinds(info: AnalyserInfo, people: Sequence[str]) -> list[tuple[str, 
         return [(FACE_SEEN, label) for label in info.labels or ()]
     if info.name == "identity":
         return [(FACE_SEEN, p) for p in people] + [(FACE_SEEN, UNKNOWN)]
-    if info.name == "authenticity":
+    if info.name in ("authenticity", "liveness"):
         return [(SPOOF, "fake")]
     return []
 
@@ -80,7 +83,7 @@ EVENT_ATTRIBUTES = {
     "track_id": "value_json.track_id", "camera": "value_json.camera",
     "emotion": "value_json.emotion.label if value_json.emotion else none",
     "person": "value_json.identity.name if value_json.identity else none",
-    "authenticity": "value_json.authenticity.label if value_json.authenticity else none"}
+    "authenticity": "value_json.authenticity.verdict if value_json.authenticity else none"}
 
 
 def iso_time(unix: float) -> str:
@@ -114,15 +117,39 @@ EmotionResult = HeadResult
 
 @dataclass(frozen=True)
 class AuthenticityResult:
-    """The track's smoothed verdict: `label` is real or fake, `score` its probability."""
+    """Is the face authentic: `verdict` (live, spoof or undetermined, by the rule below) and
+    its `evidence` (liveness: blinks, parallax, …); with an owner-trained model also its
+    smoothed `label` (real or fake), `score` and `fake_probability`, else null."""
 
-    label: str
-    score: float
-    fake_probability: float
+    verdict: Authenticity
+    label: str | None = None
+    score: float | None = None
+    fake_probability: float | None = None
+    evidence: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_head(cls, result: HeadResult) -> AuthenticityResult:
-        return cls(result.label, result.score, result.probabilities["fake"])
+    def judge(cls, head: HeadResult | None, liveness: Verdict | None
+              ) -> AuthenticityResult | None:
+        """The one rule (README "Is it a live face?"): spoof when liveness says so or the
+        owner's model says fake; live when liveness says so, or, without liveness, when the
+        model says real; otherwise undetermined. None when neither runs."""
+        if head is None and liveness is None:
+            return None
+        return cls(authenticity_verdict(head.label if head else None,
+                                        liveness.label if liveness else None,
+                                        liveness is not None),
+                   head.label if head else None, head.score if head else None,
+                   head.probabilities["fake"] if head else None,
+                   dict(liveness.evidence) if liveness else {})
+
+
+def authenticity_verdict(model_label: str | None, liveness_label: str | None,
+                         liveness_on: bool) -> Authenticity:
+    if liveness_label == "spoof" or model_label == "fake":
+        return "spoof"
+    if liveness_label == "live" or (not liveness_on and model_label == "real"):
+        return "live"
+    return "undetermined"
 
 
 @dataclass(frozen=True)
@@ -158,14 +185,21 @@ class TrackSummary:
     heads: dict[str, str] = field(default_factory=dict)
     #: The name the track was given (null: unknown, undecided, or nobody enrolled).
     identity: str | None = None
+    #: The authenticity verdict the track ended with (null when nothing judged it).
+    authenticity_verdict: Authenticity | None = None
 
     @classmethod
-    def from_heads(cls, duration_s: float, frames: int,
-                   labels: Mapping[str, str]) -> TrackSummary:
+    def from_heads(cls, duration_s: float, frames: int, labels: Mapping[str, str],
+                   judged: Sequence[str] = ()) -> TrackSummary:
+        """`judged`: the analysers that ran on the track (a verdict needs to know whether
+        liveness looked, not only what it said)."""
         rest = {k: v for k, v in labels.items() if k not in DOCUMENTED_HEADS}
         name = labels.get("identity")
+        verdict = (authenticity_verdict(labels.get("authenticity"), labels.get("liveness"),
+                                        "liveness" in judged)
+                   if {"authenticity", "liveness"} & set(judged) else None)
         return cls(duration_s, frames, labels.get("emotion"), labels.get("authenticity"), rest,
-                   name if name != UNKNOWN else None)
+                   name if name != UNKNOWN else None, verdict)
 
 
 @dataclass(frozen=True)
@@ -197,11 +231,11 @@ class FaceEvent:
         authenticity and identity in their own fields, every other one under `heads` (those
         with nothing to say yet are left out)."""
         said = {k: HeadResult.from_verdict(v) for k, v in verdicts.items()
-                if v.label is not None and k != "identity"}
-        auth = said.get("authenticity")
+                if v.label is not None and k not in ("identity", "liveness")}
         ident = verdicts.get("identity")
         return cls(emotion=said.get("emotion"),
-                   authenticity=AuthenticityResult.from_head(auth) if auth else None,
+                   authenticity=AuthenticityResult.judge(said.get("authenticity"),
+                                                         verdicts.get("liveness")),
                    heads={k: v for k, v in said.items() if k not in DOCUMENTED_HEADS},
                    identity=IdentityResult.from_verdict(ident) if ident else None,
                    **fields)
@@ -215,8 +249,10 @@ class FaceEvent:
         ident = self.identity
         if ident is not None and ident.status != "pending":
             out["identity"] = (FACE_SEEN, ident.name or UNKNOWN, ident.score)
-        if self.authenticity is not None and self.authenticity.label == "fake":
-            out["authenticity"] = (SPOOF, "fake", self.authenticity.fake_probability)
+        auth = self.authenticity
+        if auth is not None and auth.verdict == "spoof":
+            out["authenticity"] = (SPOOF, "fake", auth.fake_probability
+                                   if auth.fake_probability is not None else 1.0)
         return out
 
     def to_dict(self) -> dict:
@@ -259,7 +295,8 @@ class CameraState:
         names = said.get("identity", [])
         rest = {k: common(v) for k, v in said.items() if k not in DOCUMENTED_HEADS}
         return cls(device, camera, faces, common(said.get("emotion", [])),
-                   alarms.get("authenticity", False), "authenticity" in said, updated_at,
+                   alarms.get("authenticity", False) or alarms.get("liveness", False),
+                   "authenticity" in said or "liveness" in said, updated_at,
                    heads=rest, people=sorted({n for n in names if n != UNKNOWN}),
                    unknown_faces=sum(n == UNKNOWN for n in names))
 

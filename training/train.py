@@ -36,7 +36,7 @@ from facelens.training.splits import authenticity_splits, emotion_splits, strati
 from facelens.workstation.datasets import DatasetError, FaceSet, read_faces, read_image_folder
 from facelens.workstation.faceswap import swap_set
 from facelens.workstation.kerasmodel import find_manifest, load_keras, loss_for
-from facelens.workstation.landmarks import FaceLandmarker
+from facelens.workstation.landmarks import open_landmarker
 from facelens.workstation.metrics import classification_metrics
 from facelens.workstation.tfenv import keras, tf
 
@@ -91,7 +91,7 @@ def load_splits(data: Path, opts: TrainOptions) -> dict[str, FaceSet]:
         raise DatasetError(f"{data}: {len(real)} real faces; self-blending needs at least 4")
     keep, held = stratified_split(np.zeros(len(real), np.int64), 0.2, opts.seed)
     # Landmarks: the blend masks (with --mask landmarks) and the face-swap evaluation.
-    landmarker = FaceLandmarker.open(opts.models_dir or default_models_dir())
+    landmarker = open_landmarker(opts.models_dir or default_models_dir())
     points = ([landmarker.points(face) for face in real.images] if landmarker
               else [None] * len(real))
     masks = points if opts.mask == "landmarks" else [None] * len(real)

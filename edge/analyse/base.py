@@ -60,6 +60,8 @@ class FaceSample:
     #: Frames the track has been matched in, this one included.
     track_frames: int
     frame_no: int
+    #: The frame's time (seconds, the source's clock).
+    t: float = 0.0
 
     @property
     def box(self) -> Box:

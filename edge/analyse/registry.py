@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from facelens.edge.analyse import heads, identity
+from facelens.edge.analyse import heads, identity, liveness
 from facelens.edge.analyse.base import Analyser
 from facelens.edge.config import Config
 
 ANALYSERS: dict[str, Callable[[Config], Sequence[Analyser]]] = {
     "heads": heads.build,
     "identity": identity.build,
+    "liveness": liveness.build,
 }
 
 

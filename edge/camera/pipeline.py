@@ -215,7 +215,8 @@ class Pipeline:
         margin = self.cfg.detector.crop_margin
         wanted: list[tuple[Analyser, Any, FaceSample, Track]] = []
         for track, det in seen:
-            sample = FaceSample(frame.image, det, margin, track.frames, self.frame_no)
+            sample = FaceSample(frame.image, det, margin, track.frames, self.frame_no,
+                                frame.t)
             for a in self.analysers:
                 state = track.analysis[a.info.name]
                 if a.wants(state, sample):

@@ -201,7 +201,8 @@ class Tracker:
         summary = None
         if kind == "end":
             summary = TrackSummary.from_heads(round(track.last_t - track.first_t, 3),
-                                              track.frames, summary_labels)
+                                              track.frames, summary_labels,
+                                              tuple(self.analysers))
         x1, y1, x2, y2 = (round(v) for v in track.box)
         return FaceEvent.from_verdicts(
             verdicts,

@@ -1,0 +1,174 @@
+"""Is the face live? Evidence from the track itself: blinks, and a 3D shape as it turns.
+
+A photo or a phone held up to the camera is a plane. As it turns, every point on it moves
+by one homography; a head's points do not, because the nose stands out of the plane of the
+eyes and mouth. So each sample's 468 landmarks are compared with the track's first ones:
+the part of their motion a homography cannot explain (its RMS, as a share of the eye
+distance) is the *parallax*; the part a similarity (shift, turn in the image, scale) cannot
+explain is how much the face's shape *changed* at all. Parallax above `parallax_live` is
+evidence of a head; a shape that changed (the face turned) while a plane still explained it
+is evidence of a plane. An eye that closes and opens again within `blink_max_s` is a blink:
+evidence of a live face. Nothing of this decides while the face merely stands there or
+walks about: then the honest answer is `undetermined`, and that is what it says.
+
+The rule (README "Is it a live face?"): `live` after one blink or `live_samples` samples
+with parallax; `spoof` after `spoof_samples` planar turns with no parallax and no blink;
+otherwise undetermined. A decided track reads no more landmarks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from facelens.edge.analyse.base import AnalyserInfo, FaceSample, Verdict
+from facelens.edge.config import Config, LivenessConfig
+from facelens.edge.contract import LANDMARK_TASK
+from facelens.edge.runtime.landmarker import FaceLandmarker
+from facelens.edge.runtime.stock_models import open_configured
+
+NAME = "liveness"
+LIVE, SPOOF = "live", "spoof"
+#: Face-mesh indices: the outer corners of the eyes (the eye distance), and per eye its
+#: corners and two pairs of lid points (eye openness: lid gap over eye width).
+OUTER_EYES = (33, 263)
+EYES = ((33, 133, (159, 145), (158, 153)), (263, 362, (386, 374), (385, 380)))
+
+
+def openness(p: np.ndarray) -> float:
+    """Both eyes' mean lid gap over eye width (about 0.3 open, under 0.15 closed)."""
+    out = []
+    for a, b, (u1, l1), (u2, l2) in EYES:
+        width = float(np.linalg.norm(p[a] - p[b])) or 1.0
+        out.append((np.linalg.norm(p[u1] - p[l1]) + np.linalg.norm(p[u2] - p[l2])) / 2 / width)
+    return float(np.mean(out))
+
+
+def unexplained(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+    """(parallax, change): the RMS of what a homography and what a similarity leave of the
+    motion from `ref` to `cur`, each over the current eye distance."""
+    a, b = ref.astype(np.float32), cur.astype(np.float32)
+    iod = float(np.linalg.norm(b[OUTER_EYES[0]] - b[OUTER_EYES[1]])) or 1.0
+    h, _ = cv2.findHomography(a, b, 0)
+    sim, _ = cv2.estimateAffinePartial2D(a, b, method=cv2.LMEDS)
+    if h is None or sim is None:
+        return 0.0, 0.0
+    by_h = cv2.perspectiveTransform(a[None], h)[0]
+    by_sim = a @ sim[:, :2].T + sim[:, 2]
+    rms = lambda d: float(np.sqrt((d ** 2).sum(1).mean())) / iod  # noqa: E731
+    return rms(by_h - b), rms(by_sim - b)
+
+
+@dataclass
+class LivenessState:
+    ref: np.ndarray | None = None
+    samples: int = 0
+    frame_no: int = -10**9
+    live_hits: int = 0
+    planar_hits: int = 0
+    parallax: float = 0.0  # the most seen
+    change: float = 0.0
+    blinks: int = 0
+    open_levels: list[float] = field(default_factory=list)
+    closed_at: float | None = None
+    first_t: float | None = None
+    decided_after_s: float | None = None
+    decided: Verdict | None = None
+
+
+class LivenessAnalyser:
+    info = AnalyserInfo(NAME, (LIVE, SPOOF), SPOOF)
+
+    def __init__(self, cfg: LivenessConfig, landmarker: FaceLandmarker) -> None:
+        self.cfg, self.landmarker = cfg, landmarker
+        self.last_latency_ms = 0.0
+
+    def start(self) -> LivenessState:
+        return LivenessState()
+
+    def wants(self, state: LivenessState, sample: FaceSample) -> bool:
+        c = self.cfg
+        if state.decided is not None or sample.size < c.min_face_px:
+            return False
+        every = c.every_frames if state.samples < c.young_samples else c.old_every_frames
+        return sample.frame_no - state.frame_no >= every
+
+    def take(self, state: LivenessState, sample: FaceSample) -> None:
+        t0 = time.perf_counter()
+        state.frame_no = sample.frame_no
+        pts3 = self.landmarker.in_frame(sample.image, sample.box)
+        if pts3 is not None:
+            self._learn(state, pts3[:, :2], sample.t)
+        self.last_latency_ms = (time.perf_counter() - t0) * 1000
+
+    def _learn(self, state: LivenessState, pts: np.ndarray, t: float) -> None:
+        c = self.cfg
+        state.samples += 1
+        if state.first_t is None:
+            state.first_t = t
+        if state.ref is None:
+            state.ref = pts
+        else:
+            parallax, change = unexplained(state.ref, pts)
+            state.parallax, state.change = max(state.parallax, parallax), max(state.change,
+                                                                              change)
+            if parallax >= c.parallax_live:
+                state.live_hits += 1
+            elif change >= c.moved_min and parallax <= c.planar_max:
+                state.planar_hits += 1
+        level = openness(pts)
+        usual = float(np.median(state.open_levels)) if len(state.open_levels) >= 3 else None
+        if usual is not None and level < c.blink_ratio * usual:
+            if state.closed_at is None:
+                state.closed_at = t
+        else:
+            if state.closed_at is not None and t - state.closed_at <= c.blink_max_s:
+                state.blinks += 1
+            state.closed_at = None
+            state.open_levels = [*state.open_levels, level][-15:]
+        state.decided = self._decide(state, t)
+
+    def _decide(self, state: LivenessState, t: float) -> Verdict | None:
+        c = self.cfg
+        ev = self._evidence(state)
+        if state.blinks or state.live_hits >= c.live_samples:
+            score = 1.0 if state.blinks else state.live_hits / (state.live_hits
+                                                                + state.planar_hits)
+            verdict = Verdict(LIVE, round(score, 4), True, ev)
+        elif state.planar_hits >= c.spoof_samples and not state.live_hits:
+            verdict = Verdict(SPOOF, 1.0, True, ev)
+        else:
+            return None
+        state.decided_after_s = round(t - (state.first_t or t), 3)
+        return Verdict(verdict.label, verdict.score, True,
+                       {**verdict.evidence, "decided_after_s": state.decided_after_s})
+
+    @staticmethod
+    def _evidence(state: LivenessState) -> dict[str, float]:
+        return {"samples": float(state.samples), "blinks": float(state.blinks),
+                "parallax": round(state.parallax, 4), "change": round(state.change, 4),
+                "live_samples": float(state.live_hits),
+                "planar_samples": float(state.planar_hits)}
+
+    def verdict(self, state: LivenessState) -> Verdict:
+        if state.decided is not None:
+            return state.decided
+        return Verdict(None, 0.0, False, self._evidence(state))
+
+    def summary(self, state: LivenessState) -> str | None:
+        return state.decided.label if state.decided else None
+
+    def describe(self) -> str:
+        return self.landmarker.describe()
+
+
+def build(cfg: Config) -> list[LivenessAnalyser]:
+    """On when `liveness.enabled` is true."""
+    lc = cfg.liveness
+    if not lc.enabled:
+        return []
+    model = open_configured("liveness.model", lc.model, cfg.runtime, task=LANDMARK_TASK)
+    return [LivenessAnalyser(lc, FaceLandmarker(model))]
