@@ -422,15 +422,17 @@ class LivenessConfig(_Section):
     old_every_frames: int = Field(default=15, ge=1)
     #: Faces smaller than this (px) are not read: landmark noise would pass for 3D shape.
     min_face_px: int = Field(default=64, ge=16)
+    #: Landmarks are compared as the mean of this many samples (noise shrinks by its root).
+    smooth_samples: int = Field(default=3, ge=1, le=10)
     #: Live: the landmarks left unexplained by the best plane (a homography), as a share of
-    #: the eye distance, at least this in `live_samples` samples — or one blink.
-    parallax_live: float = Field(default=0.012, gt=0, lt=1)
-    live_samples: int = Field(default=2, ge=1)
+    #: the eye distance, at least this in `live_samples` comparisons — or one blink.
+    parallax_live: float = Field(default=0.018, gt=0, lt=1)
+    live_samples: int = Field(default=3, ge=1)
     #: Spoof: the face's shape changed this much (beyond a similarity: it turned) while a
-    #: plane explained it to within `planar_max`, in `spoof_samples` samples and no blink.
-    moved_min: float = Field(default=0.01, gt=0, lt=1)
-    planar_max: float = Field(default=0.006, gt=0, lt=1)
-    spoof_samples: int = Field(default=3, ge=1)
+    #: plane explained it to within `planar_max`, in `spoof_samples` comparisons, no blink.
+    moved_min: float = Field(default=0.012, gt=0, lt=1)
+    planar_max: float = Field(default=0.009, gt=0, lt=1)
+    spoof_samples: int = Field(default=4, ge=1)
     #: A blink: eye openness below `blink_ratio` of the track's usual, for no longer than
     #: `blink_max_s`, then open again.
     blink_ratio: float = Field(default=0.8, gt=0, lt=1)

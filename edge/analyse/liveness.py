@@ -47,6 +47,18 @@ def openness(p: np.ndarray) -> float:
     return float(np.mean(out))
 
 
+def aligned_mean(points: list[np.ndarray]) -> np.ndarray:
+    """The mean of a few samples' landmarks, each first moved onto the last by a similarity:
+    landmark noise shrinks by the square root of their number, the face's shape stays."""
+    base = points[-1].astype(np.float32)
+    out = [base]
+    for p in points[:-1]:
+        sim, _ = cv2.estimateAffinePartial2D(p.astype(np.float32), base, method=cv2.LMEDS)
+        if sim is not None:
+            out.append(p.astype(np.float32) @ sim[:, :2].T + sim[:, 2])
+    return np.mean(out, 0)
+
+
 def unexplained(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
     """(parallax, change): the RMS of what a homography and what a similarity leave of the
     motion from `ref` to `cur`, each over the current eye distance."""
@@ -65,6 +77,7 @@ def unexplained(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
 @dataclass
 class LivenessState:
     ref: np.ndarray | None = None
+    recent: list[np.ndarray] = field(default_factory=list)
     samples: int = 0
     frame_no: int = -10**9
     live_hits: int = 0
@@ -109,10 +122,14 @@ class LivenessAnalyser:
         state.samples += 1
         if state.first_t is None:
             state.first_t = t
-        if state.ref is None:
-            state.ref = pts
+        state.recent = [*state.recent, pts][-c.smooth_samples:]
+        if len(state.recent) < c.smooth_samples:
+            pass
+        elif state.ref is None:
+            state.ref = aligned_mean(state.recent)
+            state.recent = []
         else:
-            parallax, change = unexplained(state.ref, pts)
+            parallax, change = unexplained(state.ref, aligned_mean(state.recent))
             state.parallax, state.change = max(state.parallax, parallax), max(state.change,
                                                                               change)
             if parallax >= c.parallax_live:
@@ -142,7 +159,7 @@ class LivenessAnalyser:
             verdict = Verdict(SPOOF, 1.0, True, ev)
         else:
             return None
-        state.decided_after_s = round(t - (state.first_t or t), 3)
+        state.decided_after_s = round(t - (t if state.first_t is None else state.first_t), 3)
         return Verdict(verdict.label, verdict.score, True,
                        {**verdict.evidence, "decided_after_s": state.decided_after_s})
 

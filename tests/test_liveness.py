@@ -1,0 +1,91 @@
+"""Liveness through the real pipeline, on renders of a real photo (demo/liveness_scenes.py):
+a head that turns and blinks is live, a print that stands still stays undetermined, and the
+verdict reaches events, the end summary and the state by the README's rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from demo.liveness_scenes import face_3d, scene
+from facelens.edge.camera.pipeline import Pipeline
+from facelens.edge.config import ConfigError
+from facelens.edge.detect import DETECTORS
+from facelens.edge.events import authenticity_verdict
+from facelens.edge.runtime.interpreter import open_model
+from facelens.edge.runtime.landmarker import FaceLandmarker
+from facelens.edge.sources.base import Frame
+from tests.face_photos import photos, read
+from tests.test_mqtt import validate
+
+CACHE = Path(__file__).resolve().parent.parent / ".cache"
+
+
+@pytest.fixture(scope="module")
+def obama(models_dir):
+    from facelens.edge.config import load_config
+
+    cfg = load_config(None, environ={}, overrides={
+        "runtime": {"models_dir": str(models_dir), "edgetpu": "off"}})
+    image = read(photos(CACHE)["obama.jpg"])
+    box = max(DETECTORS["blazeface"](cfg).detect(image), key=lambda d: d.width).box
+    landmarker = FaceLandmarker(open_model(models_dir / "face_landmark.json", edgetpu="off"))
+    face = face_3d("obama", image, box, landmarker)
+    assert face is not None
+    return face
+
+
+def play(make_config, face, kind: str, **kw):
+    cfg = make_config(liveness={"enabled": True}, identity={"model": ""},
+                      emotion={"model": ""}, tracker={"lost_after_s": 5.0})
+    pipe = Pipeline(cfg)
+    events, states = [], []
+    for i, (t, image) in enumerate(scene(face, kind, **kw)):
+        events += pipe.process(Frame(image, i, t, 1.7e9 + t))
+        states.append(pipe.tracker.state(1.7e9 + t))
+    return events + pipe.finish(4.0, 1.7e9 + 4.0), states
+
+
+def test_a_head_that_turns_and_blinks_is_live(make_config, obama):
+    events, states = play(make_config, obama, "live", amplitude=14, blink_at=1.2)
+    new = next(e for e in events if e.type == "new")
+    assert new.authenticity is not None and new.authenticity.verdict == "undetermined"
+    changed = [e for e in events if e.type == "update" and e.authenticity
+               and e.authenticity.verdict == "live"]
+    assert changed, [e.authenticity for e in events]
+    end = events[-1]
+    assert end.type == "end" and end.authenticity.verdict == "live"
+    assert end.summary.authenticity_verdict == "live"
+    ev = end.authenticity.evidence
+    assert ev["samples"] >= 3 and 0 < ev["decided_after_s"] <= 3.0
+    assert end.authenticity.label is None  # no owner-trained model: no model label
+    assert not any(s.fake_present for s in states) and states[-1].authenticity_enabled
+    for e in (new, changed[0], end):
+        validate(json.loads(e.to_json()), "event")
+
+
+def test_a_print_that_stands_still_stays_undetermined(make_config, obama):
+    events, _ = play(make_config, obama, "still")
+    end = events[-1]
+    assert end.type == "end" and end.authenticity.verdict == "undetermined"
+    assert end.summary.authenticity_verdict == "undetermined"
+    assert not [e for e in events if e.type == "update"]
+    validate(json.loads(end.to_json()), "event")
+
+
+@pytest.mark.parametrize(("model", "liveness", "on", "verdict"), [
+    ("fake", None, False, "spoof"), ("real", None, False, "live"),
+    (None, "live", True, "live"), (None, None, True, "undetermined"),
+    ("fake", "live", True, "spoof"),  # the owner's model saying fake wins
+    ("real", None, True, "undetermined"),  # with liveness on, "real" alone is not proof
+    ("real", "spoof", True, "spoof"),
+])
+def test_the_rule_that_makes_a_verdict(model, liveness, on, verdict):
+    assert authenticity_verdict(model, liveness, on) == verdict
+
+
+def test_a_plane_threshold_above_the_live_one_is_refused(make_config):
+    with pytest.raises(ConfigError, match="planar_max must be below liveness.parallax_live"):
+        make_config(liveness={"planar_max": 0.05, "parallax_live": 0.02})
