@@ -89,3 +89,16 @@ def test_the_rule_that_makes_a_verdict(model, liveness, on, verdict):
 def test_a_plane_threshold_above_the_live_one_is_refused(make_config):
     with pytest.raises(ConfigError, match="planar_max must be below liveness.parallax_live"):
         make_config(liveness={"planar_max": 0.05, "parallax_live": 0.02})
+
+
+def test_home_assistant_gets_one_fake_face_entity_and_one_spoof_trigger():
+    from facelens.edge.events import DOCUMENTED_INFOS
+    from facelens.edge.publish.discovery import discovery_messages
+    from facelens.edge.publish.topics import Topics
+
+    heads = [i for i in DOCUMENTED_INFOS if i.name in ("authenticity", "liveness")]
+    topics = [t for t, _ in discovery_messages(Topics("facelens", "dev", "cam"),
+                                               "homeassistant", heads=heads)]
+    assert len(topics) == len(set(topics))
+    assert sum(t.endswith("binary_sensor/facelens_dev_cam_fake/config") for t in topics) == 1
+    assert sum("device_automation" in t and "_spoof_" in t for t in topics) == 1

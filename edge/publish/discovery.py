@@ -74,7 +74,8 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *,
     # The emotion sensor is offered even without an emotion model (it then says `none`),
     # as it always was; other analysers only when they run.
     for info in [*(i for i in DOCUMENTED_INFOS[:1] if i.name not in offered), *heads]:
-        entities += _analyser_entities(topics, info)
+        entities += [e for e in _analyser_entities(topics, info)
+                     if all(e[1] != had[1] for had in entities)]  # one fake-face entity
     entities.append(("event", "events", {
         "name": f"{cam} face event", "state_topic": topics.events,
         "event_types": ["new", "update", "end"], "value_template": EVENT_TEMPLATE,

@@ -30,7 +30,8 @@ class Trigger:
 
 def offered(analysers: Sequence[AnalyserInfo], people: Sequence[str]) -> list[Trigger]:
     """Every trigger FaceLens can fire with these analysers and enrolled people."""
-    return [Trigger(t, s) for info in analysers for t, s in trigger_kinds(info, people)]
+    kinds = (Trigger(t, s) for info in analysers for t, s in trigger_kinds(info, people))
+    return list(dict.fromkeys(kinds))  # liveness and an owner model share `spoof`
 
 
 class TriggerFeed:
