@@ -220,6 +220,13 @@ def test_people_come_and_go_in_home_assistant_discovery(people, env, tmp_path):
         assert {sensor, trigger, other} <= set(topics)
         assert json.loads(topics[sensor])["value_template"] == \
             "{{ 'ON' if 'obama' in value_json.people else 'OFF' }}"
+        # Its attributes: where and when the person was last seen, and how sure.
+        assert json.loads(topics[sensor])["json_attributes_topic"] == \
+            f"facelens/{DEVICE}/{CAMERA}/person/obama"
+        where = f"facelens/{DEVICE}/{CAMERA}/person/astronaut"  # the one seen in 20 frames
+        assert json.loads(topics[other])["json_attributes_topic"] == where
+        seen = json.loads(dict(retained(broker.port, where))[where])
+        assert seen["camera"] == CAMERA and seen["score"] >= 0.6 and seen["last_seen"]
         assert facelens("faces", "remove", "obama", env=env).returncode == 0
         assert facelens("run", "--source", str(people["visits"]), env=env).returncode == 0
         topics = dict(retained(broker.port, "homeassistant/#"))

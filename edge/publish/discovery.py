@@ -88,7 +88,8 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *,
             entities.append(("binary_sensor", f"person_{name}", {
                 "name": f"{cam} {name}", "state_topic": topics.state,
                 "value_template": f"{{{{ 'ON' if '{name}' in value_json.people else 'OFF' }}}}",
-                "device_class": "presence", "icon": "mdi:account"}))
+                "device_class": "presence", "icon": "mdi:account",
+                "json_attributes_topic": topics.person(name)}))
     if snapshots:
         entities.append(("image", "snapshot", {
             "name": f"{cam} last face", "image_topic": topics.snapshot,

@@ -180,6 +180,8 @@ class MqttPublisher(Publisher):
         self._offline_acked = threading.Event()
         self._last_state: CameraState | None = None
         self._last_person = ""
+        #: Per enrolled person, where they were last seen (the presence sensor's attributes).
+        self._seen: dict[str, str] = {}
         self._last_failure = ""
         self._retry = RetrySchedule(cfg.reconnect_min_s, cfg.reconnect_max_s)
         self.client = self._make_client()
@@ -256,6 +258,8 @@ class MqttPublisher(Publisher):
             client.publish(self.topics.state, self._last_state.to_json(), qos=1, retain=True)
         if self._last_person:
             client.publish(self.topics.last_person, self._last_person, qos=1, retain=True)
+        for name, seen in self._seen.items():
+            client.publish(self.topics.person(name), seen, qos=1, retain=True)
         self._connected.set()
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
@@ -332,7 +336,15 @@ class MqttPublisher(Publisher):
         for trigger, payload in self._triggers.fire(event):
             self.outbox.put(trigger.topic(self.topics), payload, 1)
         ident = event.identity
-        if ident is not None and ident.name and ident.name != self._last_person:
+        if ident is None or not ident.name:
+            return
+        seen = json.dumps({"camera": event.camera, "last_seen": event.frame_time,
+                           "score": ident.score, "track_id": event.track_id},
+                          separators=(",", ":"))
+        self._seen[ident.name] = seen  # retained: sent per event naming them, and on connect
+        if self._connected.is_set():
+            self._direct.put((self.topics.person(ident.name), seen, 1, True))
+        if ident.name != self._last_person:
             self._last_person = ident.name  # retained: sent when it changes and on connect
             if self._connected.is_set():
                 self._direct.put((self.topics.last_person, ident.name, 1, True))
@@ -343,6 +355,10 @@ class MqttPublisher(Publisher):
             return
         were, self._people = self._people, labels
         self._discovery = self._discovery_for(labels, were=were)
+        for name in set(were) - set(labels):  # no attributes kept for someone removed
+            self._seen.pop(name, None)
+            if self._connected.is_set():
+                self._direct.put((self.topics.person(name), b"", 1, True))
         self.outbox.set_note(PEOPLE_NOTE, json.dumps(list(labels)))
         # Sent by the network thread: on its next turn if connected, else on connect. (Asking
         # here whether it is connected would race a connect that read the old configs.)

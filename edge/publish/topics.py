@@ -41,6 +41,10 @@ class Topics:
         """The name of the last enrolled person seen (retained)."""
         return f"{self.base}/{self.camera}/last_person"
 
+    def person(self, name: str) -> str:
+        """Where an enrolled person was last seen here: camera, time, score (retained)."""
+        return f"{self.base}/{self.camera}/person/{name}"
+
     def trigger(self, kind: str, subtype: str) -> str:
         """A Home Assistant device trigger's topic: a message here fires it."""
         return f"{self.base}/{self.camera}/trigger/{kind}/{subtype}"
