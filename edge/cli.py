@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--max", type=int, default=200, help="crops at most (default 200)")
             p.add_argument("--min-face-px", type=int, default=40,
                            help="smallest face kept, in pixels (default 40)")
+        if name in ("snapshot", "collect"):
+            p.add_argument("--camera", help="which of the config's [[cameras]] (by name; "
+                                            "default: the first)")
         if name == "snapshot":
             p.add_argument("--out", type=Path, required=True, help="the JPEG to write")
             p.add_argument("--frames", type=int, default=5,
@@ -99,7 +102,23 @@ def _config(args: argparse.Namespace) -> Config:
         overrides.setdefault("runtime", {})["models_dir"] = str(args.models_dir)
     if getattr(args, "max_frames", None) is not None:
         overrides.setdefault("service", {})["max_frames"] = args.max_frames
-    return load_config(args.config, overrides=overrides)
+    cfg = load_config(args.config, overrides=overrides)
+    if args.source and cfg.cameras:
+        raise ConfigError(f"--source {args.source!r}: the config has [[cameras]]; set each "
+                          "camera's uri there (or use a config without [[cameras]])")
+    return cfg
+
+
+def _one_camera(args: argparse.Namespace) -> Config:
+    """The config of the camera `--camera` names (default: the first)."""
+    cams = _config(args).camera_configs()
+    if not args.camera:
+        return cams[0]
+    for cam in cams:
+        if cam.source.name == args.camera:
+            return cam
+    raise ConfigError(f"--camera {args.camera!r}: no such camera (the config has "
+                      f"{', '.join(c.source.name for c in cams)})")
 
 
 def _setup_logging(level: str) -> None:
@@ -126,15 +145,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     pipeline = Pipeline(cfg)
     for stage, text in pipeline.describe().items():
         print(f"{stage}: {text}")
-    source = camera_source(cfg.source)
-    source.open()
-    try:
-        frame = source.read()
-    finally:
-        source.close()
-    h, w = frame.image.shape[:2]
-    faces = pipeline.detector.detect(frame.image)
-    print(f"source: {source.name} ok, first frame {w}x{h}, {len(faces)} face(s) in it")
+    for cam in cfg.camera_configs():  # every camera: one that cannot be opened fails here
+        source = camera_source(cam.source)
+        source.open()
+        try:
+            frame = source.read()
+        finally:
+            source.close()
+        h, w = frame.image.shape[:2]
+        faces = pipeline.detector.detect(frame.image)
+        print(f"source: {cam.source.name}: {source.name} ok, first frame {w}x{h}, "
+              f"{len(faces)} face(s) in it")
     if cfg.mqtt.host:
         from facelens.edge.publish.mqtt import probe
 
@@ -147,7 +168,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     from facelens.edge.commands.collect import collect
 
-    cfg = _config(args)
+    cfg = _one_camera(args)
     _setup_logging("WARNING")
     got = collect(cfg, args.out, max_crops=args.max, min_face_px=args.min_face_px)
     print(f"{args.out}: {got['crops']} face crops of {got['tracks']} people from "
@@ -161,7 +182,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     from facelens.edge.publish.web.annotate import OVERLAYS, annotate, to_jpeg
     from facelens.edge.sources import camera_source
 
-    cfg = _config(args)
+    cfg = _one_camera(args)
     _setup_logging("WARNING")
     overlays = tuple(o for o in args.overlays.split(",") if o)
     unknown = set(overlays) - set(OVERLAYS)

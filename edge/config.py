@@ -33,6 +33,8 @@ from facelens.edge.events import DOCUMENTED_HEADS
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "FACELENS_"
+#: Sections that are a list of tables ([[cameras]]), set in the file only.
+LIST_SECTIONS = frozenset({"cameras"})
 #: Variables with the prefix that are not configuration keys.
 ENV_NOT_KEYS = frozenset({"FACELENS_CONFIG", DEBUG_ENV})
 #: Keys whose values never appear in messages or logs.
@@ -407,6 +409,15 @@ class WebConfig(_Section):
         return self
 
 
+class CameraConfig(SourceConfig):
+    """One of several cameras ([[cameras]]): a source, and where this camera's view needs
+    its own motion masks or scan settings, its own [motion] / [scan] tables (the top-level
+    ones otherwise). Everything else (models, outputs) is shared."""
+
+    motion: MotionConfig | None = None
+    scan: ScanConfig | None = None
+
+
 class LivenessConfig(_Section):
     """Authenticity from the track itself: blinks and the face's 3D shape as it turns, read
     from face landmarks (README "Is it a live face?"). Opt-in: measured on renders, not on
@@ -455,6 +466,8 @@ class ServiceConfig(_Section):
 
 class Config(_Section):
     source: SourceConfig = Field(default_factory=SourceConfig)
+    #: Several cameras, [[cameras]] each; empty: the one camera [source] describes.
+    cameras: list[CameraConfig] = Field(default_factory=list)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     emotion: EmotionConfig = Field(default_factory=EmotionConfig)
     authenticity: AuthenticityConfig = Field(default_factory=AuthenticityConfig)
@@ -481,6 +494,32 @@ class Config(_Section):
                 raise ValueError(f"head name {name!r}: use lower-case letters, digits and _")
         return heads
 
+    @field_validator("cameras")
+    @classmethod
+    def _cameras_apart(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        for key in ("name", "uri"):
+            seen: dict[str, int] = {}
+            for i, cam in enumerate(cameras):
+                value = getattr(cam, key)
+                if value in seen:
+                    raise ValueError(f"cameras {seen[value] + 1} and {i + 1} have the same "
+                                     f"{key} {value!r}: every camera needs its own")
+                seen[value] = i
+        return cameras
+
+    def camera_configs(self) -> list[Config]:
+        """One config per camera, each with its camera as `source` and its own motion and
+        scan where it has them; the one camera of [source] when there is no [[cameras]]."""
+        if not self.cameras:
+            return [self]
+        out = []
+        for cam in self.cameras:
+            source = SourceConfig(**cam.model_dump(exclude={"motion", "scan"}))
+            out.append(self.model_copy(update={
+                "source": source, "cameras": [],
+                "motion": cam.motion or self.motion, "scan": cam.scan or self.scan}))
+        return out
+
     def head_configs(self) -> dict[str, HeadConfig]:
         """Every head by name, the documented two first, in the order events list them."""
         return {"emotion": self.emotion, "authenticity": self.authenticity, **self.heads}
@@ -505,7 +544,7 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
                 overrides: dict[str, dict[str, Any]] | None = None) -> Config:
     """Read the TOML file (if any), apply environment variables, then explicit overrides."""
     environ = dict(os.environ if environ is None else environ)
-    data: dict[str, dict[str, Any]] = {}
+    data: dict[str, Any] = {}
     origin: dict[tuple[str, str], str] = {}
     if path is not None:
         path = Path(path)
@@ -523,12 +562,18 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
             raise ConfigError(f"config file {path} is not valid TOML: {_clip(str(exc))}") \
                 from exc
         for section, values in raw.items():
+            if section in LIST_SECTIONS and isinstance(values, list):  # [[cameras]]
+                data[section] = values
+                origin.update({(section, str(i)): f"in {path}" for i in range(len(values))})
+                continue
             if not isinstance(values, dict):
                 raise ConfigError(f"config key {section!r} in {path}: expected a [{section}] "
                                   "table, got a value")
             data[section] = dict(values)
             origin.update({(section, k): f"in {path}" for k in values})
     for section, values in data.items():
+        if section in LIST_SECTIONS:
+            continue
         for key in [k for k in values if _is_indirection(section, k)]:
             _read_secret(data, origin, section, key, values.pop(key), f"in {path}")
     for var, value in environ.items():
@@ -542,6 +587,9 @@ def load_config(path: str | Path | None = None, *, environ: dict[str, str] | Non
         data.setdefault(section, {})[key] = _parse_env_value(section, key, value)
         origin[(section, key)] = f"from environment {var}"
     for section, values in (overrides or {}).items():
+        if section in LIST_SECTIONS:
+            data[section] = values
+            continue
         for key, value in values.items():
             data.setdefault(section, {})[key] = value
             origin[(section, key)] = "from the command line"
@@ -659,6 +707,8 @@ def _describe(exc: ValidationError, origin: dict[tuple[str, str], str]) -> str:
     for err in errors[:MAX_ERRORS]:
         loc = [str(p) for p in err["loc"]]
         key = ".".join(loc)
+        if loc[0] == "cameras" and len(loc) >= 2 and loc[1].isdigit():  # 1-based, as read
+            key = f"cameras[{int(loc[1]) + 1}]" + "".join(f".{part}" for part in loc[2:])
         where = origin.get((loc[0], loc[1])) if len(loc) >= 2 else None
         if err["type"] == "extra_forbidden":
             known = _known_keys(loc)
@@ -679,6 +729,8 @@ def _known_keys(loc: list[str]) -> str:
         return ", ".join(Config.model_fields)
     if loc[0] == "heads":
         return ", ".join(HeadConfig.model_fields) if len(loc) >= 3 else ""
+    if loc[0] == "cameras":
+        return ", ".join(CameraConfig.model_fields) if len(loc) == 3 else ""
     if loc[0] in Config.model_fields:
         return ", ".join(_section_model(loc[0]).model_fields)
     return ""

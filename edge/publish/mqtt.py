@@ -145,15 +145,17 @@ def build(cfg: Config, heads: Sequence[AnalyserInfo]) -> MqttPublisher | None:
     """The registry's builder: on when `mqtt.host` is set."""
     if not cfg.mqtt.host:
         return None
-    return MqttPublisher(cfg.mqtt, device=cfg.service.device_id, camera=cfg.source.name,
-                         heads=heads)
+    return MqttPublisher(cfg.mqtt, device=cfg.service.device_id,
+                         cameras=[c.source.name for c in cfg.camera_configs()], heads=heads)
 
 
 class MqttPublisher(Publisher):
-    def __init__(self, cfg: MqttConfig, *, device: str, camera: str,
+    def __init__(self, cfg: MqttConfig, *, device: str, cameras: Sequence[str],
                  heads: Sequence[AnalyserInfo] = ()) -> None:
         self.cfg = cfg
-        self.topics = Topics(cfg.topic_prefix, device, camera)
+        #: Per camera, its topics; the device's own (availability, stats) are every camera's.
+        self._topics = {c: Topics(cfg.topic_prefix, device, c) for c in cameras}
+        self.topics = self._topics[cameras[0]]
         try:
             self.outbox = Outbox(cfg.outbox_path, max_events=cfg.outbox_max_events,
                                  max_age_s=cfg.outbox_max_age_s)
@@ -178,10 +180,9 @@ class MqttPublisher(Publisher):
         self._say_offline = threading.Event()
         self._offline_mid: int | None = None
         self._offline_acked = threading.Event()
-        self._last_state: CameraState | None = None
-        self._last_person = ""
-        #: Per enrolled person, where they were last seen (the presence sensor's attributes).
-        self._seen: dict[str, str] = {}
+        #: Retained messages kept to send again on connect, by topic: each camera's state,
+        #: last person, and where each enrolled person was last seen.
+        self._retained: dict[str, str] = {}
         self._last_failure = ""
         self._retry = RetrySchedule(cfg.reconnect_min_s, cfg.reconnect_max_s)
         self.client = self._make_client()
@@ -254,12 +255,8 @@ class MqttPublisher(Publisher):
         self._rediscover.clear()  # before reading: a change from now on is sent by _send
         for topic, payload in self._discovery:
             client.publish(topic, payload, qos=1, retain=True)
-        if self._last_state is not None:
-            client.publish(self.topics.state, self._last_state.to_json(), qos=1, retain=True)
-        if self._last_person:
-            client.publish(self.topics.last_person, self._last_person, qos=1, retain=True)
-        for name, seen in self._seen.items():
-            client.publish(self.topics.person(name), seen, qos=1, retain=True)
+        for topic, kept in list(self._retained.items()):
+            client.publish(topic, kept, qos=1, retain=True)
         self._connected.set()
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
@@ -327,27 +324,36 @@ class MqttPublisher(Publisher):
     # -- the publisher interface -----------------------------------------------------------
     def _discovery_for(self, people: tuple[str, ...],
                        were: tuple[str, ...]) -> list[tuple[str, bytes]]:
-        return discovery_payloads(self.topics, self.cfg.discovery_prefix, self.cfg.discovery,
-                                  heads=self._heads, people=people, were=were,
-                                  snapshots=self.cfg.snapshots != "off")
+        out: dict[str, bytes] = {}
+        for topics in self._topics.values():  # the device's own entities once
+            out.update(discovery_payloads(topics, self.cfg.discovery_prefix,
+                                          self.cfg.discovery, heads=self._heads,
+                                          people=people, were=were,
+                                          snapshots=self.cfg.snapshots != "off"))
+        return list(out.items())
+
+    def _for(self, camera: str) -> Topics:
+        return self._topics.get(camera, self.topics)
+
+    def _keep(self, topic: str, payload: str) -> None:
+        """A retained message: sent now if connected, and again on every connect."""
+        self._retained[topic] = payload
+        if self._connected.is_set():
+            self._direct.put((topic, payload, 1, True))
 
     def publish(self, event: FaceEvent) -> None:
-        self.outbox.put(self.topics.events, event.to_json().encode(), self.cfg.qos)
+        topics = self._for(event.camera)
+        self.outbox.put(topics.events, event.to_json().encode(), self.cfg.qos)
         for trigger, payload in self._triggers.fire(event):
-            self.outbox.put(trigger.topic(self.topics), payload, 1)
+            self.outbox.put(trigger.topic(topics), payload, 1)
         ident = event.identity
         if ident is None or not ident.name:
             return
-        seen = json.dumps({"camera": event.camera, "last_seen": event.frame_time,
-                           "score": ident.score, "track_id": event.track_id},
-                          separators=(",", ":"))
-        self._seen[ident.name] = seen  # retained: sent per event naming them, and on connect
-        if self._connected.is_set():
-            self._direct.put((self.topics.person(ident.name), seen, 1, True))
-        if ident.name != self._last_person:
-            self._last_person = ident.name  # retained: sent when it changes and on connect
-            if self._connected.is_set():
-                self._direct.put((self.topics.last_person, ident.name, 1, True))
+        self._keep(topics.person(ident.name), json.dumps(
+            {"camera": event.camera, "last_seen": event.frame_time, "score": ident.score,
+             "track_id": event.track_id}, separators=(",", ":")))
+        if self._retained.get(topics.last_person) != ident.name:  # sent when it changes
+            self._keep(topics.last_person, ident.name)
 
     def publish_labels(self, analyser: str, labels: tuple[str, ...]) -> None:
         """Enrolled people changed: their entities and triggers come and go with them."""
@@ -356,18 +362,17 @@ class MqttPublisher(Publisher):
         were, self._people = self._people, labels
         self._discovery = self._discovery_for(labels, were=were)
         for name in set(were) - set(labels):  # no attributes kept for someone removed
-            self._seen.pop(name, None)
-            if self._connected.is_set():
-                self._direct.put((self.topics.person(name), b"", 1, True))
+            for topics in self._topics.values():
+                if self._retained.pop(topics.person(name), None) is not None \
+                        and self._connected.is_set():
+                    self._direct.put((topics.person(name), b"", 1, True))
         self.outbox.set_note(PEOPLE_NOTE, json.dumps(list(labels)))
         # Sent by the network thread: on its next turn if connected, else on connect. (Asking
         # here whether it is connected would race a connect that read the old configs.)
         self._rediscover.set()
 
     def publish_state(self, state: CameraState) -> None:
-        self._last_state = state
-        if self._connected.is_set():
-            self._direct.put((self.topics.state, state.to_json(), 1, True))
+        self._keep(self._for(state.camera).state, state.to_json())
 
     def health(self) -> OutputHealth:
         return {"outbox_depth": self.outbox.depth(), "events_dropped": self.outbox.dropped(),
@@ -380,7 +385,7 @@ class MqttPublisher(Publisher):
 
     def publish_snapshot(self, snapshot: Snapshot) -> None:
         if self._connected.is_set():
-            self._direct.put((self.topics.snapshot, snapshot.jpeg, 0, False))
+            self._direct.put((self._for(snapshot.camera).snapshot, snapshot.jpeg, 0, False))
 
     def close(self) -> None:
         """Deliver what can be delivered within the drain budget, say `offline`, disconnect.
