@@ -405,4 +405,5 @@ class FrameView:
     tiles: list[tuple[float, float, float, float]]
     full_scan: bool
     model_runs: int
+    camera: str = ""
 

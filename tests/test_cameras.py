@@ -170,3 +170,68 @@ uri = "{second_clip.path}"
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "source: door:" in done.stdout and "source: hall:" in done.stdout
+
+
+@pytest.mark.timeout(240)
+def test_the_live_page_picks_a_camera(cli_env, astronaut_clip, second_clip, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from tests.mqtt_helpers import free_port
+    from tests.test_web import LiveDaemon
+
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[[cameras]]
+name = "door"
+uri = "{astronaut_clip.path}"
+loop = true
+[[cameras]]
+name = "hall"
+uri = "{second_clip.path}"
+loop = true
+""")
+    port = free_port()
+    env = {**cli_env, "FACELENS_OUTPUT_STDOUT": "false", "FACELENS_WEB_ENABLED": "true",
+           "FACELENS_WEB_LISTEN": f"127.0.0.1:{port}"}
+    proc = subprocess.Popen([sys.executable, "-m", "facelens.edge.cli", "run", "--config",
+                             str(config)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    page = LiveDaemon.__new__(LiveDaemon)  # its HTTP helpers, on this daemon
+    page.port = port
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        opts.add_argument(arg)
+    driver = None
+    try:
+        from tests.mqtt_helpers import wait_port
+
+        wait_port(port, timeout=60)
+        for cam in ("door", "hall"):
+            status, jpeg = page.get(f"/snapshot.jpg?camera={cam}")
+            assert status == 200 and jpeg[:2] == b"\xff\xd8", cam
+        assert set(page.stats()["states"]) == {"door", "hall"}
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+        driver.set_page_load_timeout(30)
+        driver.get(f"http://127.0.0.1:{port}/")
+        wait = WebDriverWait(driver, 40)
+        wait.until(lambda d: d.find_element(By.ID, "picker").is_displayed())
+        pick = Select(driver.find_element(By.ID, "pick"))
+        assert [o.text for o in pick.options] == ["door", "hall"]
+        pick.select_by_visible_text("hall")
+        wait.until(lambda d: "camera=hall" in d.find_element(By.ID, "stream")
+                   .get_attribute("src"))
+        wait.until(lambda d: d.execute_script(
+            "return document.getElementById('stream').naturalWidth") == 640)
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -243,7 +243,7 @@ class Pipeline:
                          list(plan.regions) if plan else [],
                          list(plan.motion.boxes) if plan and plan.motion else [],
                          self._tiles[1],
-                         bool(plan and plan.full), self.last_detector_runs)
+                         bool(plan and plan.full), self.last_detector_runs, self.camera)
 
     def finish(self, frame_t: float, wall: float) -> list[FaceEvent]:
         return self.tracker.finish(frame_t, wall)

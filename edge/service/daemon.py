@@ -182,7 +182,7 @@ class Daemon:
         events = cam.pipeline.process(frame)
         self._emit(events)
         watching = [pub for pub in self.publishers if pub.wants_frames]
-        if watching and cam is self.cameras[0]:  # the live page shows the first camera
+        if watching:
             view = cam.pipeline.view(frame)
             for pub in watching:
                 pub.publish_frame(view)

@@ -243,36 +243,41 @@ class _Handler(BaseHTTPRequestHandler):
         return tuple(o for o in OVERLAYS if o in asked)
 
     # -- routes ----------------------------------------------------------------------------
+    @staticmethod
+    def _camera(query: dict[str, list[str]]) -> str:
+        """`?camera=NAME` ("" for none: the first camera)."""
+        return (query.get("camera") or [""])[0]
+
     def _stream(self, query: dict[str, list[str]]) -> None:
-        live, overlays = self.server.live, self._overlays(query)
+        live, overlays, camera = self.server.live, self._overlays(query), self._camera(query)
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         period = 1.0 / self.server.cfg.max_fps
-        live.watch()
+        live.watch(camera)
         try:
             seq, sent = 0, 0.0
             while not self.server.closing.is_set():
                 wait = sent + period - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                seq, jpeg = live.next_jpeg(seq, overlays)
+                seq, jpeg = live.next_jpeg(seq, overlays, camera=camera)
                 if jpeg is None:
                     continue
                 self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                                  f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
                 sent = time.monotonic()
         finally:
-            live.unwatch()
+            live.unwatch(camera)
 
     def _snapshot(self, query: dict[str, list[str]]) -> None:
-        live = self.server.live
-        live.watch()
+        live, camera = self.server.live, self._camera(query)
+        live.watch(camera)
         try:
-            _, jpeg = live.next_jpeg(0, self._overlays(query), timeout=5.0)
+            _, jpeg = live.next_jpeg(0, self._overlays(query), timeout=5.0, camera=camera)
         finally:
-            live.unwatch()
+            live.unwatch(camera)
         if jpeg is None:
             self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, "no frame yet")
             return

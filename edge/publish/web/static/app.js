@@ -8,18 +8,35 @@ function overlays() {
   return [...document.querySelectorAll("input[name=overlay]:checked")].map((b) => b.value);
 }
 
+// Several cameras: a picker (shown once there is more than one); "" is the first camera.
+function picked() { return $("pick").value || ""; }
+
 function restartStream() {
+  const q = new URLSearchParams();
+  if (picked()) q.set("camera", picked());
   const o = overlays().join(",");
-  $("stream").src = "/stream.mjpg" + (o ? "?overlays=" + o : "");
-  $("snap").href = "/snapshot.jpg" + (o ? "?overlays=" + o : "");
+  if (o) q.set("overlays", o);
+  const qs = q.toString() ? "?" + q.toString() : "";
+  $("stream").src = "/stream.mjpg" + qs;
+  $("snap").href = "/snapshot.jpg" + qs;
 }
 document.querySelectorAll("input[name=overlay]").forEach((b) => b.addEventListener("change", restartStream));
+$("pick").addEventListener("change", restartStream);
+
+function offerCameras(names) {
+  const pick = $("pick");
+  if (names.length < 2 || pick.options.length === names.length) return;
+  const was = picked();
+  pick.replaceChildren(...names.map((n) => new Option(n, n)));
+  pick.value = names.includes(was) ? was : names[0];
+  $("picker").hidden = false;
+}
 
 function describe(e) {
-  const parts = [e.type, "track " + e.track_id.split("-").pop()];
+  const parts = [e.camera + ": " + e.type, "track " + e.track_id.split("-").pop()];
   if (e.identity && e.identity.status !== "pending") parts.push(e.identity.name || "unknown");
   if (e.emotion) parts.push(e.emotion.label + " " + Math.round(e.emotion.score * 100) + "%");
-  if (e.authenticity) parts.push(e.authenticity.label);
+  if (e.authenticity) parts.push(e.authenticity.verdict + (e.authenticity.label ? " (" + e.authenticity.label + ")" : ""));
   for (const [name, h] of Object.entries(e.heads || {})) parts.push(name + ": " + h.label);
   return parts.join(" · ");
 }
@@ -46,10 +63,13 @@ async function refresh() {
     show("fps", s.live.fps);
     show("runs", s.live.model_runs_per_frame);
     const cams = Object.entries(s.cameras || {});
+    offerCameras(cams.map(([name]) => name));
     show("camera", cams.length ? cams.map(([name, h]) => name + ": " + h.status +
       (h.status === "streaming" ? " (" + h.camera_fps + " fps)" : ", no frame for " + h.seconds_since_frame + " s")
     ).join("; ") : null);
     $("camera").className = cams.some(([, h]) => h.status !== "streaming") ? "bad" : "";
+    const state = (s.states || {})[picked()] || s.state;
+    if (state) s.state = state;
     if (s.state) { show("faces", s.state.faces + (s.state.people && s.state.people.length ? " (" + s.state.people.join(", ") + ")" : "")); $("device").textContent = s.state.device + " / " + s.state.camera; }
     if (s.service) {
       show("temp", s.service.cpu_temperature_c === null ? null : s.service.cpu_temperature_c + " °C");
