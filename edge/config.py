@@ -108,6 +108,12 @@ class SourceConfig(_Backoff):
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
 
 
+def _check_tiles(v: tuple[int, int]) -> tuple[int, int]:
+    if min(v) < 1 or max(v) > 6:
+        raise ValueError("tiles must be two whole numbers from 1 to 6 (columns, rows)")
+    return v
+
+
 class DetectorConfig(_Section):
     #: A name in the detectors registry (facelens.edge.detect.DETECTORS).
     kind: str = "blazeface"
@@ -139,9 +145,7 @@ class DetectorConfig(_Section):
     @field_validator("tiles")
     @classmethod
     def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if min(v) < 1 or max(v) > 6:
-            raise ValueError("tiles must be two whole numbers from 1 to 6 (columns, rows)")
-        return v
+        return _check_tiles(v)
 
 
 class HeadConfig(_Section):
@@ -416,6 +420,14 @@ class CameraConfig(SourceConfig):
 
     motion: MotionConfig | None = None
     scan: ScanConfig | None = None
+    #: This camera's full-scan tiles (columns, rows) where they differ from [detector]'s:
+    #: a wide garden view with small faces needs more than a door camera's close ones.
+    tiles: tuple[int, int] | None = None
+
+    @field_validator("tiles")
+    @classmethod
+    def _tiles(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        return None if v is None else _check_tiles(v)
 
 
 class LivenessConfig(_Section):
@@ -508,15 +520,17 @@ class Config(_Section):
         return cameras
 
     def camera_configs(self) -> list[Config]:
-        """One config per camera, each with its camera as `source` and its own motion and
-        scan where it has them; the one camera of [source] when there is no [[cameras]]."""
+        """One config per camera, each with its camera as `source` and its own motion, scan
+        and tiles where it has them; the one camera of [source] when there is no [[cameras]]."""
         if not self.cameras:
             return [self]
         out = []
         for cam in self.cameras:
-            source = SourceConfig(**cam.model_dump(exclude={"motion", "scan"}))
+            source = SourceConfig(**cam.model_dump(exclude={"motion", "scan", "tiles"}))
+            detector = (self.detector if cam.tiles is None
+                        else self.detector.model_copy(update={"tiles": cam.tiles}))
             out.append(self.model_copy(update={
-                "source": source, "cameras": [],
+                "source": source, "cameras": [], "detector": detector,
                 "motion": cam.motion or self.motion, "scan": cam.scan or self.scan}))
         return out
 

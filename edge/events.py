@@ -331,6 +331,10 @@ class CameraHealth:
     reconnects: int
     stalls: int
     seconds_since_frame: float
+    #: This camera's own stage means and frame economy over the stats interval (the stats'
+    #: top-level figures are the busiest camera's); empty in the live page's 1-s reports.
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    economy: dict[str, float] = field(default_factory=dict)
 
 
 class OutputHealth(TypedDict, total=False):

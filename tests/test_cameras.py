@@ -23,30 +23,79 @@ def second_clip(tmp_path_factory):
                            face_frames=30, empty_after=15)
 
 
+@pytest.fixture(scope="module")
+def far_clip(tmp_path_factory):
+    """A garden camera's view: the astronaut far away (a 32-px face, drifting), which the
+    whole-frame pass cannot resolve and a tiled full scan can."""
+    from demo.scenes import astronaut, background, paste_face, write_video
+
+    photo = astronaut()
+    frames = [background() for _ in range(5)]
+    for i in range(25):
+        canvas = background()
+        paste_face(canvas, photo, 300 + i, 200, 32)
+        frames.append(canvas)
+    frames += [background() for _ in range(15)]
+    return write_video(tmp_path_factory.mktemp("video3") / "garden.avi", frames)
+
+
 def summary(events, camera):
     return [(e.type, e.track_id.split("-")[-1], e.emotion.label if e.emotion else None)
             for e in events if e.camera == camera]
 
 
-def test_two_cameras_give_each_the_events_one_camera_alone_gives(make_config, astronaut_clip,
-                                                                 second_clip):
+def test_three_cameras_give_each_the_events_one_camera_alone_gives(
+        make_config, astronaut_clip, second_clip, far_clip):
+    """Door, hall and garden (small faces: its own tiles) in one daemon: each camera's tracks
+    and labels are exactly what a daemon of its own gives on the same video."""
     cams = [{"name": "door", "uri": str(astronaut_clip.path)},
-            {"name": "hall", "uri": str(second_clip.path)}]
-    both = Collect()
-    daemon = Daemon(make_config(cameras=cams), publishers=[both])
+            {"name": "hall", "uri": str(second_clip.path)},
+            {"name": "garden", "uri": str(far_clip), "tiles": [3, 2]}]
+    together = Collect()
+    daemon = Daemon(make_config(cameras=cams, mqtt={"stats_interval_s": 3600}),
+                    publishers=[together])
     assert len({id(c.pipeline.models) for c in daemon.cameras}) == 1  # models loaded once
     assert daemon.run() == 0
     for cam in cams:
         alone = Collect()
-        assert Daemon(make_config(source=cam), publishers=[alone]).run() == 0
-        assert summary(both.events, cam["name"]) == summary(alone.events, cam["name"])
+        assert Daemon(make_config(cameras=[cam]), publishers=[alone]).run() == 0
+        assert summary(together.events, cam["name"]) == summary(alone.events, cam["name"])
         assert summary(alone.events, cam["name"])  # something happened to compare
-    assert {s.camera for s in both.states} == {"door", "hall"}
-    last = both.stats[-1]
-    assert set(last.cameras) == {"door", "hall"}
-    assert last.frames_processed == astronaut_clip.total_frames + 65
-    for e in both.events:
+    assert {s.camera for s in together.states} == {"door", "hall", "garden"}
+    last = together.stats[-1]  # the closing report covers the whole run
+    assert set(last.cameras) == {"door", "hall", "garden"}
+    assert last.frames_processed == astronaut_clip.total_frames + 65 + 45
+    for name in ("door", "hall", "garden"):
+        own = last.cameras[name]
+        assert own.latency_ms["frame"] > 0 and own.economy["full_scans"] >= 1, name
+        assert own.process_fps > 0, name
+    assert max(c.latency_ms["frame"] for c in last.cameras.values()) == \
+        last.latency_ms["frame"]  # the top level: the busiest camera's
+    stats = json.loads(last.to_json())
+    validate(stats, "stats")
+    for e in together.events:
         validate(json.loads(e.to_json()), "event")
+
+
+def test_a_camera_scans_with_its_own_tiles(make_config, far_clip, tmp_path):
+    """One detector, two grids: with the whole frame only ([detector] tiles = [1, 1], every
+    frame a full scan), the far face is missed on the door camera and found on the garden
+    camera, which has tiles of its own."""
+    import shutil
+
+    door = tmp_path / "door.avi"
+    shutil.copy(far_clip, door)  # the same view on both; two cameras may not share a uri
+    cams = [{"name": "door", "uri": str(door)},
+            {"name": "garden", "uri": str(far_clip), "tiles": [2, 2]}]
+    out = Collect()
+    cfg = make_config(cameras=cams, detector={"tiles": [1, 1]}, motion={"enabled": False})
+    assert [c.detector.tiles for c in cfg.camera_configs()] == [(1, 1), (2, 2)]
+    assert Daemon(cfg, publishers=[out]).run() == 0
+    assert [e.type for e in out.events if e.camera == "door"] == []
+    garden = [e.type for e in out.events if e.camera == "garden"]
+    assert garden[0] == "new" and garden[-1] == "end", garden
+    with pytest.raises(ConfigError, match="cameras\\[2\\].tiles"):
+        make_config(cameras=[cams[0], {**cams[1], "tiles": [0, 2]}])
 
 
 def test_a_camera_with_frames_to_spare_does_not_starve_another(make_config, astronaut_clip,

@@ -172,7 +172,7 @@ class Pipeline:
                                                   follow)
         t_motion = time.perf_counter()
         if plan.full:
-            faces = self.detector.detect(frame.image)
+            faces = self.detector.detect(frame.image, self.cfg.detector.tiles)
         elif plan.regions:
             faces = self.detector.detect_regions(frame.image, plan.regions)
         else:
@@ -235,7 +235,7 @@ class Pipeline:
         plan = self.last_plan
         h, w = frame.image.shape[:2]
         if self._tiles[0] != (w, h):
-            self._tiles = ((w, h), self.detector.scan_tiles(w, h))
+            self._tiles = ((w, h), self.detector.scan_tiles(w, h, self.cfg.detector.tiles))
         faces = [FaceView(tr.track_id, tr.box, tr.confirmed, self.tracker.labels(tr),
                           self.tracker.alarm(tr))
                  for tr in self.tracker.tracks]

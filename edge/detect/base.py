@@ -38,11 +38,13 @@ class Detector(Protocol):
     #: Model runs (windows, tiles, regions) the last call made.
     last_runs: int
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in an H×W×3 BGR frame: a full scan."""
+    def detect(self, image: np.ndarray, tiles: tuple[int, int] | None = None) -> list[Detection]:
+        """Faces in an H×W×3 BGR frame: a full scan. `tiles` (columns, rows) is a camera's
+        own grid where it differs from the detector's (one detector serves every camera)."""
         ...
 
-    def scan_tiles(self, frame_w: int, frame_h: int) -> list[Box]:
+    def scan_tiles(self, frame_w: int, frame_h: int,
+                   tiles: tuple[int, int] | None = None) -> list[Box]:
         """The windows a full scan runs on besides the whole frame (the live view draws
         them); none for a detector that scans the frame whole."""
         ...

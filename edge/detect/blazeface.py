@@ -190,15 +190,18 @@ class BlazeFaceDetector:
             boxes, scores, kps = boxes[~cut], scores[~cut], kps[~cut]
         return boxes, scores, kps
 
-    def scan_tiles(self, frame_w: int, frame_h: int) -> list[Box]:
+    def scan_tiles(self, frame_w: int, frame_h: int,
+                   tiles: tuple[int, int] | None = None) -> list[Box]:
         """The tiles a full scan runs on besides the whole frame."""
         return [(float(t.x0), float(t.y0), float(t.x0 + t.w), float(t.y0 + t.h))
-                for t in tile_windows(frame_w, frame_h, *self.tiles, self.tile_overlap)[1:]]
+                for t in tile_windows(frame_w, frame_h, *(tiles or self.tiles),
+                                      self.tile_overlap)[1:]]
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """A full scan: the whole frame and the configured tiles."""
+    def detect(self, image: np.ndarray, tiles: tuple[int, int] | None = None) -> list[Detection]:
+        """A full scan: the whole frame and the configured tiles (or a camera's own)."""
         h, w = image.shape[:2]
-        return self._detect_windows(image, tile_windows(w, h, *self.tiles, self.tile_overlap))
+        return self._detect_windows(image, tile_windows(w, h, *(tiles or self.tiles),
+                                                        self.tile_overlap))
 
     def detect_regions(self, image: np.ndarray, regions: Sequence[Box]) -> list[Detection]:
         """Only these regions of the frame (where something moved, where faces are), each

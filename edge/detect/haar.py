@@ -36,11 +36,12 @@ class HaarDetector:
         self.last_latency_ms = 0.0
         self.last_runs = 0
 
-    def scan_tiles(self, frame_w: int, frame_h: int) -> list[Box]:
+    def scan_tiles(self, frame_w: int, frame_h: int,
+                   tiles: tuple[int, int] | None = None) -> list[Box]:
         """None: the cascade scans the whole frame at every scale."""
         return []
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, tiles: tuple[int, int] | None = None) -> list[Detection]:
         h, w = image.shape[:2]
         return self.detect_regions(image, [(0, 0, w, h)])
 

@@ -241,7 +241,8 @@ class Daemon:
         frames = 0
         latency: dict[str, float] = {}
         economy: dict[str, float] = {}
-        for cam in self.cameras:  # the first camera's figures, then the others' summed in
+        cameras: dict[str, CameraHealth] = {}
+        for cam in self.cameras:  # each camera's own figures; the top level: the busiest's
             n, means = cam.pipeline.times.take_window()
             window = cam.pipeline.economy.take_window()
             frames += n
@@ -250,9 +251,11 @@ class Daemon:
             for k, v in window.items():
                 economy[k] = economy.get(k, 0) + v if k == "full_scans" else \
                     round(max(economy.get(k, 0.0), v), 3)
+            if cam.reader is not None:
+                cameras[cam.name] = replace(
+                    self._camera_health(cam, now, advance=True),
+                    latency_ms=means, economy=window)
         readers = [c.reader for c in self.cameras if c.reader is not None]
-        cameras = {c.name: self._camera_health(c, now, advance=True)
-                   for c in self.cameras if c.reader is not None}
         stats = ServiceStats(
             device=self.cfg.service.device_id, time=iso_time(time.time()), version=__version__,
             uptime_s=round(time.monotonic() - self.started, 1),
