@@ -14,11 +14,48 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HA_VERSION = "2024.1.6"
 HA_REQUIREMENTS = [f"homeassistant=={HA_VERSION}", "paho-mqtt==1.6.1", "janus==1.0.0",
                    "numpy==1.26.4"]
+
+
+#: A Debian 13 root with today's Home Assistant in /opt/ha (scripts/ha-current.sh makes it):
+#: the tests then run that one, in a container sharing the host's network, instead.
+ROOT_ENV = "FL_HA_ROOT"
+
+
+@dataclass(frozen=True)
+class Hass:
+    """How to start one installed Home Assistant on a config folder."""
+
+    version: str
+    executable: Path
+    #: A root file system it lives in (run with systemd-nspawn), or None: this machine.
+    root: Path | None = None
+
+    def command(self, folder: Path, *, pip: bool = False) -> list[str]:
+        """`pip`: let Home Assistant install its integrations' requirements (a warm-up)."""
+        run = [str(self.executable), "-c", str(folder), *([] if pip else ["--skip-pip"])]
+        if self.root is None:
+            return run
+        # The host's network (no --private-network): the test's broker is on its loopback.
+        # SIGTERM to nspawn goes on to Home Assistant, which saves its registries. Its
+        # installer (uv) trusts the CA bundle the root was given.
+        return ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
+                "--kill-signal=SIGTERM", "-D", str(self.root), f"--bind={folder}",
+                "--setenv=SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", *run]
+
+
+def home_assistant(cache: Path) -> Hass:
+    """Today's Home Assistant where FL_HA_ROOT names its root, else 2024.1.6 in a venv."""
+    root = os.environ.get(ROOT_ENV)
+    if root:
+        version = (Path(root) / "opt" / "ha" / ".complete").read_text().strip()
+        return Hass(version, Path("/opt/ha/bin/hass"), Path(root))
+    return Hass(HA_VERSION, ensure_venv(cache))
 
 
 def ensure_venv(cache: Path) -> Path:
@@ -41,7 +78,8 @@ def write_config(folder: Path, broker_port: int, automations: list[dict] | None 
     (folder / "configuration.yaml").write_text(
         "homeassistant:\n  name: FaceLens test\n  latitude: 0\n  longitude: 0\n"
         "  elevation: 0\n  unit_system: metric\n  time_zone: UTC\n"
-        "logger:\n  default: info\n"
+        # Today's Home Assistant logs discovery and connections at debug level only.
+        "logger:\n  default: info\n  logs:\n    homeassistant.components.mqtt: debug\n"
         "automation: !include automations.yaml\n")
     (folder / "automations.yaml").write_text(json.dumps(automations or []))  # JSON is YAML
     entries = folder / ".storage" / "core.config_entries"
@@ -58,13 +96,12 @@ def write_config(folder: Path, broker_port: int, automations: list[dict] | None 
 
 
 class HomeAssistant:
-    def __init__(self, hass: Path, folder: Path) -> None:
+    def __init__(self, hass: Hass, folder: Path, *, pip: bool = False) -> None:
         self.folder = folder
         self.log = folder / "home-assistant.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FACELENS_", "PYTHON"))}
-        self.proc = subprocess.Popen([str(hass), "-c", str(folder), "--skip-pip"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env=env)
+        self.proc = subprocess.Popen(hass.command(folder, pip=pip), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=env)
 
     def log_text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
@@ -98,3 +135,19 @@ class HomeAssistant:
                     "mqtt" in line.lower() or "facelens" in line.lower()):
                 out.append(line)
         return out
+
+
+def warm_up(root: Path, version: str, folder: Path) -> None:
+    """Start the root's Home Assistant once with its installer on, on the tests' config (MQTT,
+    automations), so the tests' runs (--skip-pip) find every requirement in place."""
+    write_config(folder, 1)  # no broker: the MQTT integration only has to be set up
+    ha = HomeAssistant(Hass(version, Path("/opt/ha/bin/hass"), root), folder, pip=True)
+    try:
+        ha.wait_log("Setup of domain automation", timeout=1200)
+        ha.wait_log("Setup of domain mqtt", timeout=1200)
+    finally:
+        ha.stop()
+
+
+if __name__ == "__main__":  # scripts/ha-current.sh: python -m tests.home_assistant ROOT VER DIR
+    warm_up(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))

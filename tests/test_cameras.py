@@ -146,6 +146,14 @@ def test_each_camera_has_its_topics_and_entities_under_one_device(make_config, a
             config = json.loads(topics[f"homeassistant/sensor/facelens_house_{cam}_faces/config"])
             assert config["state_topic"] == f"facelens/house/{cam}/state"
             assert config["device"]["identifiers"] == ["facelens_house"]  # one device
+            # One device, two cameras: the trigger's type names the camera (Home Assistant
+            # refuses a second trigger with the same type and subtype on one device).
+            trig = json.loads(topics[f"homeassistant/device_automation/"
+                                     f"facelens_house_{cam}_face_seen_happy/config"])
+            assert trig["type"] == f"face_seen_{cam}"
+            assert trig["topic"] == f"facelens/house/{cam}/trigger/face_seen/happy"
+            event = json.loads(topics[f"homeassistant/event/facelens_house_{cam}_events/config"])
+            assert f"value_json.camera == '{cam}'" in event["value_template"]
         assert sum("_fps/config" in t for t in topics) == 1  # the device's own, once
         stats = json.loads(topics["facelens/house/stats"])
         assert set(stats["cameras"]) == {"door", "hall"}

@@ -55,9 +55,12 @@ def _analyser_entities(topics: Topics, info: AnalyserInfo) -> list[tuple[str, st
 
 def discovery_messages(topics: Topics, discovery_prefix: str, *,
                        heads: Sequence[AnalyserInfo] = (), people: Sequence[str] = (),
-                       snapshots: bool = False) -> list[tuple[str, dict]]:
+                       snapshots: bool = False, several: bool = False
+                       ) -> list[tuple[str, dict]]:
     """(config topic, payload) for every entity and device trigger FaceLens offers with
-    these analysers and enrolled people."""
+    these analysers and enrolled people. `several`: this camera is one of several under the
+    device, so its device triggers' types name it (Home Assistant refuses two triggers of
+    one device with the same type and subtype)."""
     dev, cam = topics.device, topics.camera
     uid = f"facelens_{dev}_{cam}"
     device = {"identifiers": [f"facelens_{dev}"], "name": f"FaceLens {dev}",
@@ -78,7 +81,7 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *,
                      if all(e[1] != had[1] for had in entities)]  # one fake-face entity
     entities.append(("event", "events", {
         "name": f"{cam} face event", "state_topic": topics.events,
-        "event_types": ["new", "update", "end"], "value_template": EVENT_TEMPLATE,
+        "event_types": ["new", "update", "end"], "value_template": event_template(cam),
         "icon": "mdi:face-recognition"}))
     if "identity" in offered:
         entities.append(("sensor", "last_person", {
@@ -114,17 +117,20 @@ def discovery_messages(topics: Topics, discovery_prefix: str, *,
     # Device triggers: what an owner picks in the automation editor.
     for trig in triggers.offered(heads, people):
         object_id = f"{uid}_{trig.type}_{trig.subtype}"
+        kind = f"{trig.type}_{cam}" if several else trig.type
         out.append((f"{discovery_prefix}/device_automation/{object_id}/config", {
-            "automation_type": "trigger", "type": trig.type, "subtype": trig.subtype,
+            "automation_type": "trigger", "type": kind, "subtype": trig.subtype,
             "topic": trig.topic(topics), "qos": 1, "device": device, "origin": origin}))
     return out
 
 
-#: The event entity reads the events topic: its event type is the event's, its attributes
-#: the fields an automation wants most.
-EVENT_TEMPLATE = ("{{ {'event_type': value_json.type, "
-                  + ", ".join(f"'{k}': {v}" for k, v in EVENT_ATTRIBUTES.items())
-                  + "} | to_json }}")
+def event_template(camera: str) -> str:
+    """The event entity reads the device's events topic: its event type is the event's, its
+    attributes the fields an automation wants most. Another camera's event renders empty,
+    which Home Assistant ignores quietly (the topic carries every camera's events)."""
+    fields = ", ".join(f"'{k}': {v}" for k, v in EVENT_ATTRIBUTES.items())
+    return (f"{{% if value_json.camera == '{camera}' %}}"
+            f"{{{{ {{'event_type': value_json.type, {fields}}} | to_json }}}}{{% endif %}}")
 
 
 def entity_ids(component: str, unique: str) -> dict[str, str]:

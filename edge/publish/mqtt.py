@@ -329,7 +329,8 @@ class MqttPublisher(Publisher):
             out.update(discovery_payloads(topics, self.cfg.discovery_prefix,
                                           self.cfg.discovery, heads=self._heads,
                                           people=people, were=were,
-                                          snapshots=self.cfg.snapshots != "off"))
+                                          snapshots=self.cfg.snapshots != "off",
+                                          several=len(self._topics) > 1))
         return list(out.items())
 
     def _for(self, camera: str) -> Topics:
