@@ -16,7 +16,7 @@ from tests.conftest import CACHE, FACELENS
 from tests.home_assistant import HomeAssistant, home_assistant, write_config
 from tests.mqtt_helpers import Broker, Subscriber
 from tests.test_known_faces import people  # noqa: F401 - the photos and the visits video
-from tests.test_mqtt import CAMERA, DEVICE, mqtt_env
+from tests.test_mqtt import CAMERA, DEVICE, mqtt_env, retained
 
 pytestmark = pytest.mark.timeout(2400)
 UID = f"facelens_{DEVICE}_{CAMERA}"
@@ -68,6 +68,12 @@ def test_entities_triggers_and_a_device_trigger_automation(hass, people, cli_env
             ha.wait_log(f"binary_sensor {UID}_person_obama")
             ha.wait_log(f"binary_sensor {HALL}_person_obama")
             ha.wait_log(f"image {HALL}_snapshot")
+            # Every device trigger FaceLens offers (retained on the broker), Home Assistant found.
+            offered = [t.split("/")[2] for t, p in retained(broker.port, "homeassistant/#")
+                       if t.split("/")[1] == "device_automation" and p]
+            assert len(offered) == 2 * 10, offered  # 7 emotions, unknown, 2 people; per camera
+            for object_id in offered:
+                ha.wait_log(f"device_automation {object_id}", timeout=30)
         finally:
             ha.stop()
         devices = [d for d in ha.registry("core.device_registry")["devices"]
