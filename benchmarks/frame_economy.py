@@ -35,6 +35,7 @@ CONFIGS = {
     "motion + regions, 1 thread (default)": {},
     "motion + regions, short-range model in regions, 1 thread": {
         "detector": {"region_model": "blazeface_short_range"}},
+    "motion + regions, liveness on, 1 thread": {"liveness": {"enabled": True}},
 }
 
 

@@ -60,10 +60,38 @@ def test_a_head_that_turns_and_blinks_is_live(make_config, obama):
     assert end.summary.authenticity_verdict == "live"
     ev = end.authenticity.evidence
     assert ev["samples"] >= 3 and 0 < ev["decided_after_s"] <= 3.0
+    assert ev["frame_sides"] < 3  # a head blended into the room has no frame around it
     assert end.authenticity.label is None  # no owner-trained model: no model label
     assert not any(s.fake_present for s in states) and states[-1].authenticity_enabled
     for e in (new, changed[0], end):
         validate(json.loads(e.to_json()), "event")
+
+
+@pytest.mark.parametrize("kind", ["print", "phone"])
+def test_a_print_or_a_phone_held_up_is_caught_by_its_frame(make_config, obama, kind):
+    """Turned only ±8° (too little for the landmarks' parallax to say anything), the sheet's
+    or the bezel's straight sides around the face, moving with it, make it a spoof."""
+    events, states = play(make_config, obama, kind, amplitude=8, blink_at=None)
+    end = events[-1]
+    assert end.type == "end" and end.authenticity.verdict == "spoof", end.authenticity
+    ev = end.authenticity.evidence
+    assert ev["frame_sides"] >= 3 and ev["frame_rigid"] > ev["frame_static"], ev
+    assert ev["parallax"] < 0.018 and ev["blinks"] == 0
+    assert [e for e in events if e.type == "update" and e.authenticity.verdict == "spoof"]
+    assert states[-1].fake_present
+    validate(json.loads(end.to_json()), "event")
+
+
+def test_without_the_frame_cue_a_small_turn_is_not_enough(make_config, obama):
+    cfg = make_config(liveness={"enabled": True, "frame_sides": 0}, identity={"model": ""},
+                      emotion={"model": ""}, tracker={"lost_after_s": 5.0})
+    pipe = Pipeline(cfg)
+    events = []
+    for i, (t, image) in enumerate(scene(obama, "print", amplitude=8, blink_at=None)):
+        events += pipe.process(Frame(image, i, t, 1.7e9 + t))
+    end = (events + pipe.finish(4.0, 1.7e9 + 4.0))[-1]
+    assert end.authenticity.evidence["framed_samples"] == 0  # off: no frame looked for
+    assert end.authenticity.verdict != "live"
 
 
 def test_a_print_that_stands_still_stays_undetermined(make_config, obama):

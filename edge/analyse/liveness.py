@@ -11,8 +11,14 @@ is evidence of a plane. An eye that closes and opens again within `blink_max_s` 
 evidence of a live face. Nothing of this decides while the face merely stands there or
 walks about: then the honest answer is `undetermined`, and that is what it says.
 
+A print or a phone also has a *frame* (frame_cue.py): straight sides around the face that
+move with it. A sample with at least `frame_sides` of the four sides is *framed*; compared
+with the track's first framed sample, its sides either moved with the face (rigid) or stayed
+as the face moved against them (static, the room's edges).
+
 The rule (README "Is it a live face?"): `live` after one blink or `live_samples` samples
-with parallax; `spoof` after `spoof_samples` planar turns with no parallax and no blink;
+with parallax; `spoof` after `spoof_samples` planar turns, or after `frame_samples` framed
+samples whose sides moved with the face more often than not, with no parallax and no blink;
 otherwise undetermined. A decided track reads no more landmarks.
 """
 
@@ -25,6 +31,7 @@ import cv2
 import numpy as np
 
 from facelens.edge.analyse.base import AnalyserInfo, FaceSample, Verdict
+from facelens.edge.analyse.frame_cue import Sides, compare, find_sides
 from facelens.edge.config import Config, LivenessConfig
 from facelens.edge.contract import LANDMARK_TASK
 from facelens.edge.runtime.landmarker import FaceLandmarker
@@ -90,6 +97,11 @@ class LivenessState:
     first_t: float | None = None
     decided_after_s: float | None = None
     decided: Verdict | None = None
+    frame_ref: Sides | None = None
+    frame_sides: int = 0  # the most sides seen around the face in one sample
+    framed: int = 0
+    rigid: int = 0
+    static: int = 0
 
 
 class LivenessAnalyser:
@@ -114,8 +126,24 @@ class LivenessAnalyser:
         state.frame_no = sample.frame_no
         pts3 = self.landmarker.in_frame(sample.image, sample.box)
         if pts3 is not None:
+            if self.cfg.frame_sides:
+                centre = pts3[:, :2].mean(0)
+                self._frame(state, find_sides(sample.image, sample.box,
+                                              (float(centre[0]), float(centre[1]))))
             self._learn(state, pts3[:, :2], sample.t)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
+
+    def _frame(self, state: LivenessState, sides: Sides) -> None:
+        n = len(sides.place)
+        state.frame_sides = max(state.frame_sides, n)
+        if n < self.cfg.frame_sides:
+            return
+        state.framed += 1
+        if state.frame_ref is None:
+            state.frame_ref = sides
+            return
+        rigid, static = compare(state.frame_ref, sides, self.cfg.frame_move_min)
+        state.rigid, state.static = state.rigid + rigid, state.static + static
 
     def _learn(self, state: LivenessState, pts: np.ndarray, t: float) -> None:
         c = self.cfg
@@ -155,7 +183,8 @@ class LivenessAnalyser:
             score = 1.0 if state.blinks else state.live_hits / (state.live_hits
                                                                 + state.planar_hits)
             verdict = Verdict(LIVE, round(score, 4), True, ev)
-        elif state.planar_hits >= c.spoof_samples and not state.live_hits:
+        elif (state.planar_hits >= c.spoof_samples or self._framed(state)) \
+                and not state.live_hits:
             verdict = Verdict(SPOOF, 1.0, True, ev)
         else:
             return None
@@ -163,12 +192,19 @@ class LivenessAnalyser:
         return Verdict(verdict.label, verdict.score, True,
                        {**verdict.evidence, "decided_after_s": state.decided_after_s})
 
+    def _framed(self, state: LivenessState) -> bool:
+        """A frame around the face, seen often enough, that moved with it more than not."""
+        return bool(self.cfg.frame_sides) and state.framed >= self.cfg.frame_samples \
+            and state.rigid > state.static
+
     @staticmethod
     def _evidence(state: LivenessState) -> dict[str, float]:
         return {"samples": float(state.samples), "blinks": float(state.blinks),
                 "parallax": round(state.parallax, 4), "change": round(state.change, 4),
                 "live_samples": float(state.live_hits),
-                "planar_samples": float(state.planar_hits)}
+                "planar_samples": float(state.planar_hits),
+                "frame_sides": float(state.frame_sides), "framed_samples": float(state.framed),
+                "frame_rigid": float(state.rigid), "frame_static": float(state.static)}
 
     def verdict(self, state: LivenessState) -> Verdict:
         if state.decided is not None:
