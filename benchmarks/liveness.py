@@ -7,8 +7,9 @@ Faces: @vladmandic/face-api 1.7.15's six demo group photos (npm, faces of at lea
 and face_recognition 1.3.0's test images (PyPI sdist). The thresholds were set looking at the
 faces of sample photos 1-3 only (`--faces tune`); `held-out` (photos 4-6, Obama, Biden) is
 what the README reports. Each face is rendered (demo/liveness_scenes.py) as a live head
-turning ±8° and ±14° (with and without a blink), as a print and as a phone turning ±8° and
-±14°, and as a still print: 4 s at 10 fps through the real pipeline with liveness on.
+turning ±8° and ±14° (with and without a blink), as a print (white border, or bare: cut to
+the picture's edge) and as a phone turning ±8° and ±14°, and as a still print: 4 s at 10 fps
+through the real pipeline with liveness on.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def faces(which: str):
     return out, cfg
 
 
-def run(face, kind: str, amplitude: float, blink: bool, base_cfg) -> tuple[str, float, float]:
+def run(face, kind: str, amplitude: float, blink: bool, base_cfg,
+        liveness: dict | None = None) -> tuple[str, float, float]:
     """(verdict, seconds to it or nan, CPU ms per frame of liveness while assessing)."""
     from demo.liveness_scenes import scene
     from facelens.edge.camera.pipeline import Pipeline
@@ -66,7 +68,8 @@ def run(face, kind: str, amplitude: float, blink: bool, base_cfg) -> tuple[str, 
 
     cfg = load_config(None, environ={}, overrides={
         "runtime": {"models_dir": str(base_cfg.runtime.models_dir), "edgetpu": "off"},
-        "liveness": {"enabled": True}, "identity": {"model": ""}, "emotion": {"model": ""},
+        "liveness": {"enabled": True, **(liveness or {})}, "identity": {"model": ""},
+        "emotion": {"model": ""},
         "tracker": {"lost_after_s": 5.0}})
     pipe = Pipeline(cfg)
     events = []
@@ -87,17 +90,22 @@ def run(face, kind: str, amplitude: float, blink: bool, base_cfg) -> tuple[str, 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--faces", default="held-out", choices=["tune", "held-out", "all"])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a [liveness] key for this run (e.g. frame_samples=3); repeatable")
     args = ap.parse_args()
+    overrides = {k: float(v) if "." in v else int(v)
+                 for k, v in (item.split("=", 1) for item in args.set)}
     pool, cfg = faces(args.faces)
     print(f"{len(pool)} faces ({args.faces})")
     cases = [("live", 8, True), ("live", 14, True), ("live", 8, False), ("live", 14, False),
-             ("print", 8, False), ("print", 14, False), ("phone", 8, False),
-             ("phone", 14, False), ("still", 0, False)]
+             ("print", 8, False), ("print", 14, False), ("bare", 8, False),
+             ("bare", 14, False), ("phone", 8, False), ("phone", 14, False),
+             ("still", 0, False)]
     rows: dict[tuple, list] = defaultdict(list)
     t0 = time.process_time()
     for face in pool:
         for kind, amp, blink in cases:
-            rows[(kind, amp, blink)].append(run(face, kind, amp, blink, cfg))
+            rows[(kind, amp, blink)].append(run(face, kind, amp, blink, cfg, overrides))
     print(f"{'scene':<22} {'n':>3} {'live':>5} {'spoof':>6} {'undet.':>7} "
           f"{'median s to verdict':>20} {'liveness ms/frame':>18}")
     for (kind, amp, blink), got in rows.items():

@@ -5,7 +5,7 @@ No spoof data set is reachable here, so the test bed must be physically faithful
   depth) as a textured mesh, turned a few degrees left and right under a camera's
   perspective, eyelids closed for a few frames to blink, blended into the room with no edge;
 - **a print** is the same photo as a flat sheet with a white border, turned in 3D (a
-  homography), its edges hard as paper's are;
+  homography), its edges hard as paper's are; a *bare* print is cut to the picture's edge;
 - **a phone** is the photo on a black-bezelled screen with a glare and a pixel grid;
 - **a still print** does not move at all (nothing can be decided from it).
 Every frame gets sensor noise and a JPEG round trip, as a camera stream has. What a render
@@ -116,6 +116,8 @@ def _place_soft(canvas: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
 def _sheet(face: Face3D, kind: str) -> np.ndarray:
     """The photo as a print (white border) or on a phone (black bezel, glare, pixel grid)."""
     img = face.image.astype(np.float32)
+    if kind == "bare":  # a print cut to the picture's edge: no border, only its own edges
+        return img.astype(np.uint8)
     if kind == "phone":
         h, w = img.shape[:2]
         grid = np.ones((h, w, 1), np.float32)
@@ -150,12 +152,13 @@ def scene(face: Face3D, kind: str, *, seconds: float = 4.0, fps: float = 10.0,
           amplitude: float = 12.0, blink_at: float | None = 1.2, seed: int = 0
           ) -> Iterator[tuple[float, np.ndarray]]:
     """(t, frame) of one kind of scene: `live` (a head turning ±`amplitude`° and blinking at
-    `blink_at` s for 0.2 s), `print` and `phone` (the photo turned ±`amplitude`°), `still`
-    (the print, not moving). The face sways a little in the frame as a held thing would."""
+    `blink_at` s for 0.2 s), `print`, `bare` (a print with no border) and `phone` (the photo
+    turned ±`amplitude`°), `still` (the print, not moving). The face sways a little in the
+    frame as a held thing would."""
     rng = np.random.default_rng(seed)
     room = background()
     tris = Delaunay(face.mesh[:, :2]).simplices
-    sheet = _sheet(face, "phone" if kind == "phone" else "print")
+    sheet = _sheet(face, kind if kind in ("phone", "bare") else "print")
     h, w = face.image.shape[:2]
     for i in range(int(seconds * fps)):
         t = i / fps

@@ -461,10 +461,11 @@ class LivenessConfig(_Section):
     blink_ratio: float = Field(default=0.8, gt=0, lt=1)
     blink_max_s: float = Field(default=0.5, gt=0)
     #: Spoof: a frame around the face (a print's or a phone's straight sides): at least
-    #: `frame_sides` of the four in `frame_samples` samples, which moved with the face (by
-    #: `frame_move_min` face widths or more) more often than they stayed; 0 = off.
+    #: `frame_sides` of the four, both upright ones among them, in `frame_samples` samples,
+    #: which moved with the face (by `frame_move_min` face widths or more) more often than
+    #: they stayed; 0 = off.
     frame_sides: int = Field(default=3, ge=0, le=4)
-    frame_samples: int = Field(default=4, ge=1)
+    frame_samples: int = Field(default=3, ge=1)
     frame_move_min: float = Field(default=0.03, gt=0, lt=1)
 
     @model_validator(mode="after")

@@ -8,11 +8,12 @@ A live face's surroundings do the opposite (a wall's edges stay put as the head 
 live face mostly has no straight sides around it at all.
 
 So each sample finds, per side, the nearest long straight edge around the face (Canny and a
-probabilistic Hough transform on the face's surroundings, scaled to a fixed size), and two
-samples of a track are compared side by side: a side whose offset from the face stayed while
-its place in the frame moved is *rigid* (a frame), one whose place stayed while the face
-moved is *static* (the room). Only motion the comparison can see counts: a face that does not
-move against its surroundings says nothing, which is the honest answer.
+probabilistic Hough transform on the face's surroundings, scaled to a fixed size), and each
+framed sample is compared, side by side, with the earlier one whose face was farthest away: a
+side whose offset from the face stayed while its place in the frame moved is *rigid* (a
+frame), one whose place stayed while the face moved is *static* (the room). Only motion the
+comparison can see counts: a face that does not move against its surroundings says nothing,
+which is the honest answer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ WORK_PX = 256
 #: A side is a straight edge at least this long (face widths), within 20° of its axis.
 MIN_LENGTH = 0.6
 MAX_TILT = np.tan(np.radians(20))
+#: Canny's hysteresis thresholds: a sheet's edge against a room is often faint.
+CANNY = (40, 120)
 SIDES = ("left", "right", "top", "bottom")
 
 
@@ -41,6 +44,13 @@ class Sides:
     place: dict[str, float]
     offset: dict[str, float]
     face_w: float
+    centre: tuple[float, float] = (0.0, 0.0)
+
+    def framed(self, min_sides: int) -> bool:
+        """A frame: at least `min_sides` sides, both upright ones among them (a print's or a
+        phone's; shoulders or a hat brim give a level edge moving with a live face, rarely
+        two upright ones)."""
+        return len(self.place) >= min_sides and "left" in self.place and "right" in self.place
 
 
 def find_sides(frame: np.ndarray, box: tuple[float, float, float, float],
@@ -52,11 +62,11 @@ def find_sides(frame: np.ndarray, box: tuple[float, float, float, float],
     wx1, wy1 = int(max(0, x1 - REACH * fw)), int(max(0, y1 - REACH * fw))
     wx2, wy2 = int(min(w, x2 + REACH * fw)), int(min(h, y2 + REACH * fw))
     if wx2 - wx1 < 16 or wy2 - wy1 < 16:
-        return Sides({}, {}, fw)
+        return Sides({}, {}, fw, centre)
     s = WORK_PX / max(wx2 - wx1, wy2 - wy1)
     grey = cv2.cvtColor(frame[wy1:wy2, wx1:wx2], cv2.COLOR_BGR2GRAY)
     grey = cv2.resize(grey, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-    edges = cv2.Canny(cv2.GaussianBlur(grey, (3, 3), 0), 40, 120)
+    edges = cv2.Canny(cv2.GaussianBlur(grey, (3, 3), 0), *CANNY)
     min_len = MIN_LENGTH * fw * s
     lines = cv2.HoughLinesP(edges, 1, np.pi / 360, threshold=max(10, int(min_len * 0.6)),
                             minLineLength=min_len, maxLineGap=max(2, int(0.05 * fw * s)))
@@ -86,7 +96,13 @@ def find_sides(frame: np.ndarray, box: tuple[float, float, float, float],
             continue
         if side not in offset or gap < offset[side]:  # the nearest edge on that side
             offset[side], place[side] = gap, x_at
-    return Sides(place, offset, fw)
+    return Sides(place, offset, fw, centre)
+
+
+def farthest(earlier: list[Sides], cur: Sides) -> Sides:
+    """The earlier sample whose face was farthest from this one's: the most motion to see."""
+    cx, cy = cur.centre
+    return max(earlier, key=lambda s: (s.centre[0] - cx) ** 2 + (s.centre[1] - cy) ** 2)
 
 
 def compare(ref: Sides, cur: Sides, move_min: float) -> tuple[int, int]:

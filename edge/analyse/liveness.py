@@ -12,9 +12,10 @@ evidence of a live face. Nothing of this decides while the face merely stands th
 walks about: then the honest answer is `undetermined`, and that is what it says.
 
 A print or a phone also has a *frame* (frame_cue.py): straight sides around the face that
-move with it. A sample with at least `frame_sides` of the four sides is *framed*; compared
-with the track's first framed sample, its sides either moved with the face (rigid) or stayed
-as the face moved against them (static, the room's edges).
+move with it. A sample with at least `frame_sides` of the four sides, both upright ones among
+them, is *framed*; compared with the earlier framed sample whose face was farthest away, its
+sides either moved with the face (rigid) or stayed as the face moved against it (static, the
+room's edges).
 
 The rule (README "Is it a live face?"): `live` after one blink or `live_samples` samples
 with parallax; `spoof` after `spoof_samples` planar turns, or after `frame_samples` framed
@@ -31,7 +32,7 @@ import cv2
 import numpy as np
 
 from facelens.edge.analyse.base import AnalyserInfo, FaceSample, Verdict
-from facelens.edge.analyse.frame_cue import Sides, compare, find_sides
+from facelens.edge.analyse.frame_cue import Sides, compare, farthest, find_sides
 from facelens.edge.config import Config, LivenessConfig
 from facelens.edge.contract import LANDMARK_TASK
 from facelens.edge.runtime.landmarker import FaceLandmarker
@@ -97,7 +98,7 @@ class LivenessState:
     first_t: float | None = None
     decided_after_s: float | None = None
     decided: Verdict | None = None
-    frame_ref: Sides | None = None
+    framed_samples: list[Sides] = field(default_factory=list)
     frame_sides: int = 0  # the most sides seen around the face in one sample
     framed: int = 0
     rigid: int = 0
@@ -134,16 +135,15 @@ class LivenessAnalyser:
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
 
     def _frame(self, state: LivenessState, sides: Sides) -> None:
-        n = len(sides.place)
-        state.frame_sides = max(state.frame_sides, n)
-        if n < self.cfg.frame_sides:
+        state.frame_sides = max(state.frame_sides, len(sides.place))
+        if not sides.framed(self.cfg.frame_sides):
             return
         state.framed += 1
-        if state.frame_ref is None:
-            state.frame_ref = sides
-            return
-        rigid, static = compare(state.frame_ref, sides, self.cfg.frame_move_min)
-        state.rigid, state.static = state.rigid + rigid, state.static + static
+        if state.framed_samples:
+            rigid, static = compare(farthest(state.framed_samples, sides), sides,
+                                    self.cfg.frame_move_min)
+            state.rigid, state.static = state.rigid + rigid, state.static + static
+        state.framed_samples.append(sides)
 
     def _learn(self, state: LivenessState, pts: np.ndarray, t: float) -> None:
         c = self.cfg
