@@ -32,6 +32,8 @@ CONFIGS = {
     "full scan every frame (3x2 tiles), 1 thread": {"motion": {"enabled": False}},
     "motion + regions, 2 threads": {"runtime": {"threads": 2}},
     "motion + regions, no following, 1 thread (before)": {"scan": {"follow_min_score": 0}},
+    "motion + regions, no slow background (ghosts), 1 thread (before)": {
+        "motion": {"long_alpha": 0}},
     "motion + regions, 1 thread (default)": {},
     "motion + regions, short-range model in regions, 1 thread": {
         "detector": {"region_model": "blazeface_short_range"}},
@@ -63,6 +65,11 @@ def measure(video: str, truth: str, overrides: dict, models: str) -> dict:
             inference[0] += m.last_latency_ms
             return out
         m.run = timed
+    visitors = json.loads(Path(truth).read_text())
+    occupied = {int(k) for v in visitors for k in v["boxes"]}
+    # Frames within 3 s after someone was last there (tracks of people who just left).
+    after = {i + d for i in occupied for d in range(1, 31)} - occupied
+    runs = {"occupied": [0, 0], "empty": [0, 0], "after": [0, 0]}  # detector runs, frames
     reader = FrameReader(open_source(video))
     reader.start()
     news: list[tuple[int, tuple]] = []
@@ -72,11 +79,14 @@ def measure(video: str, truth: str, overrides: dict, models: str) -> dict:
         for e in pipeline.process(frame):
             if e.type == "new":
                 news.append((frame.index, e.box))
+        for key in ("occupied" if frame.index in occupied else "empty",
+                    *(["after"] if frame.index in after else [])):
+            runs[key][0] += pipeline.last_detector_runs
+            runs[key][1] += 1
         frames += 1
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - wall0
     eco = pipeline.economy
-    visitors = json.loads(Path(truth).read_text())
     found, delays, sizes = 0, [], []
     for v in visitors:
         boxes = {int(k): b for k, b in v["boxes"].items()}
@@ -98,6 +108,7 @@ def measure(video: str, truth: str, overrides: dict, models: str) -> dict:
             "wall_ms_per_frame": round(wall / frames * 1000, 2),
             "model_runs_per_frame": round((eco.detector_runs + eco.head_runs) / frames, 2),
             "detector_runs_per_frame": round(eco.detector_runs / frames, 2),
+            "detector_runs": {k: round(r / max(n, 1), 2) for k, (r, n) in runs.items()},
             "inference_ms_per_frame": round(inference[0] / frames, 2),
             "visitors": f"{found}/{len(visitors)}", "tracks": len(news),
             "smallest_face_px": min(sizes) if sizes else None,
@@ -148,39 +159,91 @@ def child(models: str, video: Path, truth: Path, overrides: dict) -> dict:
     return row
 
 
+def report(label: str, video, truth: Path, args) -> None:
+    """Every configuration (and the peer) on one video, as one table."""
+    print(f"video {label}: {video.total_frames} frames, {len(video.visitors)} visitors "
+          f"({min(v.face_px for v in video.visitors)}-{max(v.face_px for v in video.visitors)}"
+          f" px faces), empty {video.empty_fraction:.0%} of the frames", file=sys.stderr)
+    rows = {name: child(args.models, video.path, truth, overrides)
+            for name, overrides in CONFIGS.items()
+            if not args.only or any(part in name for part in args.only.split(","))}
+    decode = decode_only(str(video.path))
+    peer = None
+    if args.peer:
+        script = Path(truth).with_name("peer.py")
+        script.write_text(PEER)
+        out = subprocess.run([args.peer, str(script), str(video.path)], capture_output=True,
+                             text=True, check=True)
+        peer = json.loads(out.stdout.strip().splitlines()[-1])
+        print("peer", peer, file=sys.stderr)
+    print(f"\n**{label}**: {video.total_frames} frames 640x480 at 10 fps, "
+          f"{len(video.visitors)} visits, empty {video.empty_fraction:.0%}; decoding alone "
+          f"{decode:.2f} ms CPU per frame\n")
+    print("| configuration | CPU ms/frame | vs peer | detector runs per occupied / empty / "
+          "just-left frame | model runs/frame | inference ms/frame (the limit) | visitors | "
+          "extra tracks | smallest face | new after (mean/max s) | peak RSS MB |")
+    print("|---|---:|---:|---|---:|---:|---|---:|---:|---|---:|")
+    for name, r in rows.items():
+        ratio = f"{peer['cpu_ms_per_frame'] / r['cpu_ms_per_frame']:.1f}x less" if peer else "—"
+        found = int(r["visitors"].split("/")[0])
+        d = r["detector_runs"]
+        print(f"| {name} | {r['cpu_ms_per_frame']} | {ratio} | {d['occupied']} / {d['empty']}"
+              f" / {d['after']} | {r['model_runs_per_frame']} | "
+              f"{r['inference_ms_per_frame']} | {r['visitors']} | {r['tracks'] - found} | "
+              f"{r['smallest_face_px']} px | {r['new_after_s']['mean']}/{r['new_after_s']['max']}"
+              f" | {r['peak_rss_mb']} |")
+    if peer:
+        print(f"| peer: fer 25.10.3 FER().detect_emotions | {peer['cpu_ms_per_frame']} | 1x | — |"
+              f" — | — | {peer['faces_per_frame']} faces/frame | — | — | — | — | "
+              f"{peer['peak_rss_mb']} |")
+
+
+def profile(video: Path, truth: Path, models: str) -> None:
+    """Where the default configuration's CPU goes on this video: cProfile's top functions."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    row = measure(str(video), str(truth), {}, models)
+    prof.disable()
+    print(f"\n{video.name}: {row['cpu_ms_per_frame']} ms CPU per frame (under the profiler)")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(14)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=180)
     ap.add_argument("--models", default=str(ROOT / ".cache/models"))
     ap.add_argument("--peer", help="python of a venv with fer==25.10.3 installed")
-    ap.add_argument("--only", help="run only the configurations whose name contains this")
+    ap.add_argument("--only", help="run only the configurations whose name contains this "
+                    "(or one of these, comma-separated)")
+    ap.add_argument("--video", default="both",
+                    help="room, lively or both (default): which room video(s)")
+    ap.add_argument("--profile", action="store_true",
+                    help="profile the default configuration instead (cProfile, top functions)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:  # a child: one configuration
         video, truth, overrides = json.loads(args.one)
         print(json.dumps(measure(video, truth, overrides, args.models)))
         return 0
-    from demo.scenes import room_camera_video, write_video
+    from demo.scenes import lively_room_video, room_camera_video, write_video
 
     work = Path(tempfile.mkdtemp(prefix="facelens-economy-"))
-    video = room_camera_video(work / "room.avi", seconds=args.seconds)
-    truth = work / "truth.json"
-    truth.write_text(json.dumps([{"name": v.name, "face_px": v.face_px, "boxes": v.boxes}
-                                 for v in video.visitors]))
-    print(f"video: {video.total_frames} frames, {len(video.visitors)} visitors "
-          f"({min(v.face_px for v in video.visitors)}-{max(v.face_px for v in video.visitors)}"
-          f" px faces), empty {video.empty_fraction:.0%} of the frames", file=sys.stderr)
-    rows = {name: child(args.models, video.path, truth, overrides)
-            for name, overrides in CONFIGS.items() if not args.only or args.only in name}
-    decode = decode_only(str(video.path))
-    peer = None
-    if args.peer:
-        script = work / "peer.py"
-        script.write_text(PEER)
-        out = subprocess.run([args.peer, str(script), str(video.path)], capture_output=True,
-                             text=True, check=True)
-        peer = json.loads(out.stdout.strip().splitlines()[-1])
-        print("peer", peer, file=sys.stderr)
+    videos = {"room": lambda p: room_camera_video(p, seconds=args.seconds),
+              "lively": lambda p: lively_room_video(p)}
+    for label in (args.video.split(",") if args.video != "both" else list(videos)):
+        video = videos[label](work / f"{label}.avi")
+        truth = work / f"{label}.json"
+        truth.write_text(json.dumps([{"name": v.name, "face_px": v.face_px, "boxes": v.boxes}
+                                     for v in video.visitors]))
+        if args.profile:
+            profile(video.path, truth, args.models)
+            continue
+        report(label, video, truth, args)
+    if args.profile:
+        return 0
     # The empty room: noise, drift, nobody; CPU beyond decoding.
     import numpy as np
 
@@ -196,22 +259,6 @@ def main() -> int:
     e = child(args.models, empty, empty_truth, {})
     empty_decode = decode_only(str(empty))
 
-    print(f"\n{video.total_frames} frames 640x480 at 10 fps; decoding alone "
-          f"{decode:.2f} ms CPU per frame\n")
-    print("| configuration | CPU ms/frame | vs peer | model runs/frame | inference ms/frame "
-          "(the limit) | visitors | extra tracks | smallest face | new after (mean/max s) | "
-          "peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|---|---:|")
-    for name, r in rows.items():
-        ratio = f"{peer['cpu_ms_per_frame'] / r['cpu_ms_per_frame']:.1f}x less" if peer else "—"
-        found = int(r["visitors"].split("/")[0])
-        print(f"| {name} | {r['cpu_ms_per_frame']} | {ratio} | {r['model_runs_per_frame']} | "
-              f"{r['inference_ms_per_frame']} | {r['visitors']} | {r['tracks'] - found} | "
-              f"{r['smallest_face_px']} px | {r['new_after_s']['mean']}/{r['new_after_s']['max']}"
-              f" | {r['peak_rss_mb']} |")
-    if peer:
-        print(f"| peer: fer 25.10.3 FER().detect_emotions | {peer['cpu_ms_per_frame']} | 1x | — |"
-              f" — | {peer['faces_per_frame']} faces/frame | — | — | — | {peer['peak_rss_mb']} |")
     print(f"\nempty room (noise + drift, 300 frames): {e['cpu_ms_per_frame']} ms CPU per frame, "
           f"decoding {empty_decode:.2f} ms: {e['cpu_ms_per_frame'] - empty_decode:.2f} ms beyond "
           f"decoding; {e['detector_runs_per_frame']} detector runs per frame; "

@@ -250,6 +250,22 @@ class RoomCameraVideo:
         return 1 - len(busy) / self.total_frames
 
 
+@dataclass(frozen=True)
+class Visit:
+    """One person's time in a room video: walks in from a side in 1 s, stays `stay` frames
+    swaying (`sway` px across and up-down, `pace` times the default speed), walks out."""
+
+    photo: FacePhoto
+    start: int
+    stay: int
+    size: int
+    x: int
+    y: int
+    side: int  # -1: comes from and goes to the left; 1: the right
+    sway: tuple[float, float] = (3.0, 2.0)
+    pace: float = 1.0
+
+
 def room_camera_video(path: str | Path, *, seconds: float = 180, fps: float = 10.0,
                       visitors: int = 15, seed: int = 0) -> RoomCameraVideo:
     """What a shelf camera sees all day: a still room with sensor noise and slow light drift
@@ -258,10 +274,7 @@ def room_camera_video(path: str | Path, *, seconds: float = 180, fps: float = 10
     the time. Frames are written as they are made (a 3-minute video does not fit in memory)."""
     rng = np.random.default_rng(seed)
     n = int(seconds * fps)
-    base = background().astype(np.float32)
-    photos = [astronaut(), cameraman(), tilted(astronaut(), 12, mirror=True),
-              tilted(cameraman(), -10, mirror=True), tilted(astronaut(), -15),
-              tilted(cameraman(), 8)]
+    photos = _room_photos()
     # Arrivals spread over the video, each visit: 1 s in, 3-8 s stay, 1 s out.
     walk = int(fps)
     plans = []
@@ -273,9 +286,50 @@ def room_camera_video(path: str | Path, *, seconds: float = 180, fps: float = 10
         y = int(rng.integers(20, FRAME_H - 2 * size - 20))
         x = int(rng.integers(size, FRAME_W - 2 * size))
         side = -1 if rng.random() < 0.5 else 1
-        plans.append((photos[k % len(photos)], start, stay, size, x, y, side))
-    light_switch = n // 2 + slot // 2
-    while any(p[1] <= light_switch <= p[1] + p[2] + 2 * walk for p in plans):
+        plans.append(Visit(photos[k % len(photos)], start, stay, size, x, y, side))
+    return _render_room(path, n, fps, plans, rng, light_switch=n // 2 + slot // 2)
+
+
+def lively_room_video(path: str | Path, *, fps: float = 10.0, seed: int = 1
+                      ) -> RoomCameraVideo:
+    """A second room video, 3 minutes, of what visitors really do: they sway and nod while they
+    stand and talk (8 px across at about 0.5 Hz, 4 px up and down), come in pairs (and once
+    three faces at a time), leave after a moment and come back, and one stands still for a
+    minute. The room as in `room_camera_video` (noise, drift, a light switched once)."""
+    rng = np.random.default_rng(seed)
+    n = int(180 * fps)
+    photos = _room_photos()
+    talk, still = (8.0, 4.0), (1.0, 0.5)
+
+    def visit(k: int, start_s: float, stay_s: float, x: int, sway=talk, pace=3.0) -> Visit:
+        size = int(rng.integers(35, 91))
+        y = int(rng.integers(20, FRAME_H - 2 * size - 20))
+        x = int(min(max(x, size), FRAME_W - 2 * size))
+        return Visit(photos[k % len(photos)], int(start_s * fps), int(stay_s * fps), size, x,
+                     y, -1 if x < FRAME_W / 2 else 1, sway, pace)
+
+    plans = [visit(0, 5, 7, 120), visit(1, 5.5, 6.5, 420),         # a pair, talking
+             visit(2, 20, 1.5, 300), visit(2, 26, 3, 320),           # a moment, then back
+             visit(3, 40, 60, 200, still, 1.0),                      # stands still a minute
+             visit(4, 70, 6, 430), visit(5, 70.5, 5, 60),            # with a pair beside
+             visit(0, 115, 6, 260),                                  # one who talks
+             visit(1, 130, 6, 110), visit(5, 130.5, 6, 400),         # a pair
+             visit(4, 150, 1.5, 250), visit(4, 155, 4, 270),         # a moment, then back
+             visit(3, 170, 5, 330)]
+    return _render_room(path, n, fps, plans, rng, light_switch=int(108 * fps))
+
+
+def _room_photos() -> list[FacePhoto]:
+    return [astronaut(), cameraman(), tilted(astronaut(), 12, mirror=True),
+            tilted(cameraman(), -10, mirror=True), tilted(astronaut(), -15),
+            tilted(cameraman(), 8)]
+
+
+def _render_room(path: str | Path, n: int, fps: float, plans: list[Visit],
+                 rng: np.random.Generator, light_switch: int) -> RoomCameraVideo:
+    base = background().astype(np.float32)
+    walk = int(fps)
+    while any(p.start <= light_switch <= p.start + p.stay + 2 * walk for p in plans):
         light_switch += 1  # switch the light in an empty room
     path = Path(path)
     fourcc = cv2.VideoWriter_fourcc(*"MJPG")
@@ -287,19 +341,20 @@ def room_camera_video(path: str | Path, *, seconds: float = 180, fps: float = 10
         gain = 1.0 + 0.06 * np.sin(2 * np.pi * i / (60 * fps)) + (0.25 if i >= light_switch
                                                                    else 0.0)
         canvas = np.clip(base * gain, 0, 255).astype(np.uint8)
-        for k, (photo, start, stay, size, x, y, side) in enumerate(plans):
-            t = i - start
-            if t < 0 or t >= stay + 2 * walk:
+        for k, v in enumerate(plans):
+            t = i - v.start
+            if t < 0 or t >= v.stay + 2 * walk:
                 continue
-            off = (FRAME_W + 2 * size) * side  # where they come from and go to
+            off = (FRAME_W + 2 * v.size) * v.side  # where they come from and go to
             if t < walk:
-                px = x + off * (1 - t / walk)
-            elif t < walk + stay:
-                px = x + 3 * np.sin(t / fps)
+                px = v.x + off * (1 - t / walk)
+            elif t < walk + v.stay:
+                px = v.x + v.sway[0] * np.sin(v.pace * t / fps)
             else:
-                px = x + off * (t - walk - stay) / walk
+                px = v.x + off * (t - walk - v.stay) / walk
             try:
-                box = paste_face(canvas, photo, int(px), int(y + 2 * np.sin(t / 7)), size)
+                box = paste_face(canvas, v.photo, int(px),
+                                 int(v.y + v.sway[1] * np.sin(v.pace * t / 7)), v.size)
             except ValueError:
                 continue
             if box[0] >= 0 and box[2] <= FRAME_W:
@@ -307,8 +362,8 @@ def room_camera_video(path: str | Path, *, seconds: float = 180, fps: float = 10
         noise = rng.normal(0, 2.5, canvas.shape)
         writer.write(np.clip(canvas + noise, 0, 255).astype(np.uint8))
     writer.release()
-    people = [Visitor(f"{p[0].name}#{k}", p[3], boxes)
-              for k, (p, boxes) in enumerate(zip(plans, truth, strict=True)) if boxes]
+    people = [Visitor(f"{v.photo.name}#{k}", v.size, boxes)
+              for k, (v, boxes) in enumerate(zip(plans, truth, strict=True)) if boxes]
     return RoomCameraVideo(path, fps, n, people, light_switch)
 
 

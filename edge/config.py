@@ -177,6 +177,9 @@ class MotionConfig(_Section):
     min_area_px: float = Field(default=6.0, ge=0)
     #: How fast the background learns the scene (slow light drift, moved furniture).
     alpha: float = Field(default=0.05, gt=0, le=1)
+    #: How fast the slow background (the room without people) learns what is not moving: a
+    #: spot someone just left looks like it again and is not motion (no ghost); 0 = off.
+    long_alpha: float = Field(default=0.005, ge=0, le=1)
     #: When this fraction of the frame changes at once (a light switched), re-learn the
     #: background instead of reporting motion everywhere.
     recalibrate_fraction: float = Field(default=0.5, gt=0, le=1)

@@ -41,6 +41,30 @@ def test_motion_ignores_noise_and_drift_recalibrates_on_a_light_switch_and_sees_
                               b[1] <= box[1] + 5 and b[3] >= box[3] - 5 for b in seen.boxes)
 
 
+@pytest.mark.parametrize("long_alpha", [0.005, 0.0])
+def test_the_spot_someone_left_is_not_motion(long_alpha):
+    """Someone stands 4 s (the fast background learns them), then is gone: with the slow
+    background the uncovered room is not motion from the first frame on; without it, the
+    ghost is reported where they stood for more than a second."""
+    rng = np.random.default_rng(3)
+    room = background()
+    md = MotionDetector(MotionConfig(long_alpha=long_alpha))
+    for _ in range(20):
+        md.update(noisy(room, rng))
+    canvas = room.copy()
+    box = paste_face(canvas, astronaut(), 300, 200, 60)
+    arrived = [md.update(noisy(canvas, rng)) for _ in range(40)]
+    assert arrived[0].boxes  # their arrival is motion
+    after = [md.update(noisy(room, rng)).boxes for _ in range(15)]
+    ghosts = [i for i, boxes in enumerate(after)
+              if any(b[0] < box[2] and b[2] > box[0] and b[1] < box[3] and b[3] > box[1]
+                     for b in boxes)]
+    if long_alpha:
+        assert ghosts == [], ghosts
+    else:
+        assert len(ghosts) >= 10, ghosts
+
+
 def test_a_masked_area_never_counts():
     rng = np.random.default_rng(2)
     room = background()
