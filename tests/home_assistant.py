@@ -54,8 +54,13 @@ def home_assistant(cache: Path) -> Hass:
     root = os.environ.get(ROOT_ENV)
     if root:
         version = (Path(root) / "opt" / "ha" / ".complete").read_text().strip()
-        return Hass(version, Path("/opt/ha/bin/hass"), Path(root))
+        return in_root(Path(root), version)
     return Hass(HA_VERSION, ensure_venv(cache))
+
+
+def in_root(root: Path, version: str) -> Hass:
+    """The Home Assistant scripts/ha-current.sh installs in a root's /opt/ha."""
+    return Hass(version, Path("/opt/ha/bin/hass"), root)
 
 
 def ensure_venv(cache: Path) -> Path:
@@ -141,7 +146,7 @@ def warm_up(root: Path, version: str, folder: Path) -> None:
     """Start the root's Home Assistant once with its installer on, on the tests' config (MQTT,
     automations), so the tests' runs (--skip-pip) find every requirement in place."""
     write_config(folder, 1)  # no broker: the MQTT integration only has to be set up
-    ha = HomeAssistant(Hass(version, Path("/opt/ha/bin/hass"), root), folder, pip=True)
+    ha = HomeAssistant(in_root(root, version), folder, pip=True)
     try:
         ha.wait_log("Setup of domain automation", timeout=1200)
         ha.wait_log("Setup of domain mqtt", timeout=1200)

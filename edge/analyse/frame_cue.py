@@ -80,22 +80,21 @@ def find_sides(frame: np.ndarray, box: tuple[float, float, float, float],
         if abs(dx) <= MAX_TILT * abs(dy):  # vertical: left or right of the face
             if min(ay, by) > y2 or max(ay, by) < y1:  # beside the face, not above or below
                 continue
-            x_at = ax + dx * (cy - ay) / dy
-            side, gap = ("left", cx - x_at) if x_at < x1 else ("right", x_at - cx)
-            if x1 <= x_at <= x2:
+            at = ax + dx * (cy - ay) / dy  # its x at the face's centre
+            side, gap = ("left", cx - at) if at < x1 else ("right", at - cx)
+            if x1 <= at <= x2:
                 continue
         elif abs(dy) <= MAX_TILT * abs(dx):  # horizontal: above or below
             if min(ax, bx) > x2 or max(ax, bx) < x1:
                 continue
-            y_at = ay + dy * (cx - ax) / dx
-            side, gap = ("top", cy - y_at) if y_at < y1 else ("bottom", y_at - cy)
-            if y1 <= y_at <= y2:
+            at = ay + dy * (cx - ax) / dx  # its y at the face's centre
+            side, gap = ("top", cy - at) if at < y1 else ("bottom", at - cy)
+            if y1 <= at <= y2:
                 continue
-            x_at = y_at
         else:
             continue
         if side not in offset or gap < offset[side]:  # the nearest edge on that side
-            offset[side], place[side] = gap, x_at
+            offset[side], place[side] = gap, at
     return Sides(place, offset, fw, centre)
 
 

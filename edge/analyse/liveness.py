@@ -44,6 +44,8 @@ LIVE, SPOOF = "live", "spoof"
 #: corners and two pairs of lid points (eye openness: lid gap over eye width).
 OUTER_EYES = (33, 263)
 EYES = ((33, 133, (159, 145), (158, 153)), (263, 362, (386, 374), (385, 380)))
+#: Framed samples kept as references for the frame cue (a young track has at most 30).
+FRAME_REFERENCES = 30
 
 
 def openness(p: np.ndarray) -> float:
@@ -143,7 +145,8 @@ class LivenessAnalyser:
             rigid, static = compare(farthest(state.framed_samples, sides), sides,
                                     self.cfg.frame_move_min)
             state.rigid, state.static = state.rigid + rigid, state.static + static
-        state.framed_samples.append(sides)
+        # The newest few only: an undecided track is sampled for as long as it lasts.
+        state.framed_samples = [*state.framed_samples, sides][-FRAME_REFERENCES:]
 
     def _learn(self, state: LivenessState, pts: np.ndarray, t: float) -> None:
         c = self.cfg
@@ -194,8 +197,7 @@ class LivenessAnalyser:
 
     def _framed(self, state: LivenessState) -> bool:
         """A frame around the face, seen often enough, that moved with it more than not."""
-        return bool(self.cfg.frame_sides) and state.framed >= self.cfg.frame_samples \
-            and state.rigid > state.static
+        return state.framed >= self.cfg.frame_samples and state.rigid > state.static
 
     @staticmethod
     def _evidence(state: LivenessState) -> dict[str, float]:

@@ -57,6 +57,7 @@ class MotionDetector:
             self._scale = w / self.cfg.width
             self._small = (self.cfg.width, max(1, round(h / self._scale)))
             self._mask = self._make_mask(self._small)
+            self._counted = max(cv2.countNonZero(self._mask), 1)
             self._background = self._long = None
         # Shrink first, then grey: a fifth of the cost of greying the whole frame and
         # averaging it down (INTER_LINEAR, as Frigate does; the blur evens the noise out).
@@ -70,7 +71,6 @@ class MotionDetector:
         for polygon in self.cfg.masks:
             pts = np.round(np.asarray(polygon, np.float64) / self._scale).astype(np.int32)
             cv2.fillPoly(mask, [pts], 0)
-        self._counted = max(cv2.countNonZero(mask), 1)
         return mask
 
     def update(self, image: np.ndarray) -> Motion:
