@@ -151,6 +151,34 @@ def test_small_fast_face_is_followed_by_centre_distance_when_iou_fails():
     assert [e.type for e in events] == ["new", "end"]
 
 
+def test_a_face_that_speeds_up_beyond_its_size_a_frame_keeps_one_track():
+    # A 60 px face comes in at 20 px a frame, then walks at 70 px a frame, missing one frame:
+    # from one box to the next it jumps a face or more; where it was heading, it does not.
+    xs = [10, 30, 50, 70, 130, 200, None, 340, 410]
+    events = run(make_tracker(), [[] if x is None else [face(x)] for x in xs] + [[]] * 12)
+    assert [e.type for e in events] == ["new", "end"]
+    assert events[1].summary.frames == 8
+
+
+def test_a_face_that_walked_out_of_the_frame_ends_at_once_one_that_turned_away_waits():
+    # Walking right at 30 px a frame, last seen at 0.7 s at x 550-610: at that speed its
+    # centre leaves the 640 px frame three frames later, and it ends then, not after
+    # lost_after_s (1 s).
+    walked = run(make_tracker(), [[face(340 + 30 * i)] for i in range(8)] + [[]] * 12)
+    assert [e.type for e in walked] == ["new", "end"]
+    assert walked[1].frame_time[17:23] == "21.000"
+    # The same walk that stops mid-frame, and the face turns away: it may turn back, so it
+    # waits the full second.
+    turned = run(make_tracker(), [[face(100 + 30 * i)] for i in range(6)] + [[face(250)]] * 4
+                 + [[]] * 12)
+    assert [e.type for e in turned] == ["new", "end"]
+    # last seen at 0.9 s; 1 s later (in float frame times, the frame after)
+    assert turned[1].frame_time[17:23] == "22.000"
+    # Near the edge but still: not walking out either.
+    still = run(make_tracker(), [[face(575)]] * 6 + [[]] * 12)
+    assert still[1].frame_time[17:23] == "21.500"
+
+
 def test_a_missed_frame_does_not_split_a_confirmed_track():
     frames = [[face(100)]] * 5 + [[]] * 3 + [[face(100)]] * 5 + [[]] * 12
     events = run(make_tracker(), frames)

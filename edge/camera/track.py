@@ -47,6 +47,15 @@ class Track:
     published: dict[str, str | None] = field(default_factory=dict)
     seq: int = -1
     last_event_t: float = field(default=-1e18)
+    #: Pixels per second its centre moved between its last two hits: where to look for a
+    #: face that walks faster than its own size a frame.
+    velocity: tuple[float, float] = (0.0, 0.0)
+
+    def centre_at(self, t: float) -> tuple[float, float]:
+        """Where its centre should be at `t`, moving on as it last moved."""
+        dt = t - self.last_t
+        return ((self.box[0] + self.box[2]) / 2 + self.velocity[0] * dt,
+                (self.box[1] + self.box[3]) / 2 + self.velocity[1] * dt)
 
 
 class Tracker:
@@ -67,8 +76,14 @@ class Tracker:
         """Match this frame's faces to tracks (new faces start tentative tracks); returns
         each track seen in this frame with its detection, for the analysers."""
         self._frame_size = frame_size
-        matches, unmatched = self._associate(detections)
+        matches, unmatched = self._associate(detections, t)
         for track, det in matches:
+            dt = t - track.last_t
+            if dt > 0:
+                track.velocity = (((det.box[0] + det.box[2]) - (track.box[0] + track.box[2]))
+                                  / 2 / dt,
+                                  ((det.box[1] + det.box[3]) - (track.box[1] + track.box[3]))
+                                  / 2 / dt)
             track.box, track.score, track.detection = det.box, det.score, det
             track.hits += 1
             track.frames += 1
@@ -94,7 +109,7 @@ class Tracker:
                 survivors.append(track)
             elif not track.confirmed:
                 continue  # a tentative face that vanished: never announced, nothing to end
-            elif t - track.last_t >= self.cfg.lost_after_s:
+            elif t - track.last_t >= self.cfg.lost_after_s or self._walked_out(track, t):
                 events.append(self._event("end", track, t, wall))
             else:
                 track.hits = 0
@@ -102,6 +117,16 @@ class Tracker:
         self.tracks = survivors
         self._hit = []
         return events
+
+    def _walked_out(self, track: Track, t: float) -> bool:
+        """Not found, and at the speed it last moved its face would be out of the frame by
+        now: it left, so it ends without waiting `lost_after_s`. A face that turned away
+        where it stood (not moving, or not heading out) waits as before."""
+        w, h = self._frame_size
+        if not w or not h:
+            return False
+        cx, cy = track.centre_at(t)
+        return not (0 <= cx <= w and 0 <= cy <= h)
 
     def state(self, wall: float) -> CameraState:
         """The camera's present: confirmed faces, per analyser the most common label among
@@ -145,16 +170,17 @@ class Tracker:
                    for n, a in self.analysers.items())
 
     # -- association -----------------------------------------------------------------------
-    def _associate(self, obs: Sequence[Detection]
+    def _associate(self, obs: Sequence[Detection], t: float
                    ) -> tuple[list[tuple[Track, Detection]], list[Detection]]:
         """Greedy matching, best IoU first; then, for small fast faces whose boxes no longer
-        overlap enough, nearest centre within one face size."""
+        overlap enough, nearest to where the track was heading, within one face size."""
         if not self.tracks or not obs:
             return [], list(obs)
         tb = np.array([tr.box for tr in self.tracks], np.float64)
         ob = np.array([o.box for o in obs], np.float64)
         ious = iou_matrix(tb, ob)
-        tc, oc = (tb[:, :2] + tb[:, 2:]) / 2, (ob[:, :2] + ob[:, 2:]) / 2
+        tc = np.array([tr.centre_at(t) for tr in self.tracks], np.float64)
+        oc = (ob[:, :2] + ob[:, 2:]) / 2
         size = np.maximum(tb[:, 2] - tb[:, 0], tb[:, 3] - tb[:, 1])
         dist = np.linalg.norm(tc[:, None] - oc[None], axis=2) / np.maximum(size[:, None], 1)
         pairs: list[tuple[int, int]] = []
