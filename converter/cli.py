@@ -1,7 +1,8 @@
 """facelens-convert: a trained Keras CNN in, a verified .tflite + manifest + report out.
 
-    facelens-convert MODEL --calibration DATA [--prune SPARSITY|auto] [--quantize MODE]
-                     [--manifest FILE] [--threshold 0.9] --out DIR
+    facelens-convert MODEL --calibration DATA [--held-out DATA] [--prune SPARSITY|auto]
+                     [--quantize MODE] [--keep-dense LAYERS] [--manifest FILE]
+                     [--threshold 0.9] --out DIR
 
 Exit status: 0 converted and faithful; 1 converted but top-1 agreement below --threshold;
 2 bad input (model, manifest, calibration data, option), with a message naming it.
@@ -34,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--calibration", type=Path, required=True,
                     help="face images: a folder (class subfolders give labels), a FER-2013 CSV, "
                          "or an .npy array")
+    ap.add_argument("--held-out", type=Path,
+                    help="faces the report is measured on and nothing else (same forms as "
+                         "--calibration; default: 30 %% of the calibration faces)")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--manifest", type=Path,
                     help="the model's contract (default: <model>.json beside it)")
@@ -45,7 +49,14 @@ def parser() -> argparse.ArgumentParser:
                          "agreement above --threshold")
     ap.add_argument("--threshold", type=float, default=0.9,
                     help="minimum top-1 agreement with the Keras model (default 0.9)")
-    ap.add_argument("--epochs", type=int, default=12, help="fine-tuning epochs when pruning")
+    ap.add_argument("--epochs", type=int,
+                    help="fine-tuning epochs when pruning, at most (default 40; it stops early "
+                         "when agreement on faces held back from fine-tuning stops improving)")
+    ap.add_argument("--augment-copies", type=int,
+                    help="augmented views of each fine-tuning face (default 40)")
+    ap.add_argument("--keep-dense", type=lambda t: tuple(n for n in t.split(",") if n),
+                    help="comma-separated layer names never pruned (default: layers under 2 %% "
+                         "of the weights and the output layer)")
     ap.add_argument("--tflite-runtime-214", action="store_true",
                     help="keep dense layers per-tensor so tflite-runtime 2.14 loads the model")
     ap.add_argument("--name", help="output model name (default from manifest and mode)")
@@ -63,12 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     from facelens.converter.quantize import QuantizeError
     from facelens.workstation.kerasmodel import ModelLoadError
 
+    given = {k: v for k, v in (("epochs", args.epochs),
+                               ("augment_copies", args.augment_copies)) if v is not None}
     opts = ConvertOptions(mode=args.quantize, prune=args.prune, threshold=args.threshold,
-                          epochs=args.epochs, tflite_runtime_214=args.tflite_runtime_214,
-                          name=args.name, seed=args.seed)
+                          tflite_runtime_214=args.tflite_runtime_214, name=args.name,
+                          seed=args.seed, keep_dense=args.keep_dense, **given)
     try:
         report = convert(args.model, args.calibration, args.out, opts,
-                         manifest_path=args.manifest)
+                         manifest_path=args.manifest, held_out=args.held_out)
     except (ConvertError, ModelLoadError, ManifestError, QuantizeError) as exc:
         show_cause(exc, args.debug)
         print(f"facelens-convert: {exc}", file=sys.stderr)

@@ -17,7 +17,14 @@ import numpy as np
 
 from facelens.converter import fidelity
 from facelens.converter.augment import augmented_copies
-from facelens.converter.prune import PruneError, check_sparsity, prune, teacher_targets
+from facelens.converter.prune import (
+    PruneError,
+    Recipe,
+    check_sparsity,
+    layer_sensitivity,
+    prune,
+    teacher_targets,
+)
 from facelens.converter.quantize import MODES, Mode, QuantizeError, quantization_aware, to_tflite
 from facelens.edge.contract import ModelManifest, Provenance, preprocess, sha256_file
 from facelens.edge.runtime.interpreter import open_model
@@ -34,6 +41,8 @@ from facelens.workstation.metrics import classification_metrics
 log = logging.getLogger(__name__)
 
 AUTO_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Views (the face and augmented variants) of each validation face early stopping scores.
+VALIDATION_VIEWS = 8
 
 
 class ConvertError(ValueError):
@@ -47,9 +56,14 @@ class ConvertOptions:
     #: converted model still agrees with the original at least `threshold` of the time.
     prune: float | str | None = None
     threshold: float = 0.9
-    epochs: int = 12
+    epochs: int = Recipe.epochs
     holdout: float = 0.3
-    augment_copies: int = 8
+    #: Augmented views of each fine-tuning face.
+    augment_copies: int = 40
+    #: Share of the fine-tuning faces kept out of it to pick the best epoch (early stopping).
+    validation: float = 0.2
+    #: Layers left dense when pruning (None: the small ones and the output layer).
+    keep_dense: tuple[str, ...] | None = None
     tflite_runtime_214: bool = False
     name: str | None = None
     seed: int = 0
@@ -72,6 +86,8 @@ class Data:
     held_out: FaceSet
     x_calib: np.ndarray
     reference: np.ndarray  # the original model's probabilities on the held-out faces
+    #: Where the held-out faces came from: a split of the calibration set, or a folder.
+    held_out_from: str = "split"
 
 
 def _split(faces: FaceSet, holdout: float, seed: int) -> tuple[FaceSet, FaceSet]:
@@ -84,16 +100,41 @@ def _split(faces: FaceSet, holdout: float, seed: int) -> tuple[FaceSet, FaceSet]
     return faces.subset(order[n_eval:]), faces.subset(order[:n_eval])
 
 
-def _finetune_targets(original, data: Data, copies: int, seed: int):
+@dataclass
+class Finetune:
+    """What pruning fine-tunes on, and the faces kept out of it to pick its best epoch."""
+
+    x: np.ndarray
+    targets: np.ndarray
+    how: str  # "labels" or "distillation"
+    x_val: np.ndarray  # the validation faces, each in VALIDATION_VIEWS views
+    reference_val: np.ndarray  # the original's outputs on them
+    val_faces: int
+
+
+def _finetune_targets(original, data: Data, opts: ConvertOptions) -> Finetune:
     """Inputs and targets for fine-tuning: labels when the set has them, else distillation
-    from the original model's outputs; each face also in `copies` augmented variants."""
-    rng = np.random.default_rng(seed)
-    images, origin = augmented_copies(data.calib.images, copies, rng)
-    x = preprocess(images, data.manifest.input)
+    from the original model's outputs; each face also in `augment_copies` augmented
+    variants. A share of the faces (never their variants) is kept out for validation."""
+    rng = np.random.default_rng(opts.seed)
     m = data.manifest
-    if data.calib.labels is not None:
-        return x, m.output.targets(data.calib.labels[origin], m.labels), "labels"
-    return x, teacher_targets(original, x, m.output.activation), "distillation"
+    n = len(data.calib)
+    n_val = round(n * opts.validation) if n >= 10 else 0
+    order = rng.permutation(n)
+    fit, val = data.calib.subset(order[n_val:]), data.calib.subset(order[:n_val])
+    images, origin = augmented_copies(fit.images, opts.augment_copies, rng)
+    x = preprocess(images, m.input)
+    # Each validation face in a few views too: agreement on a dozen faces alone moves in
+    # steps of 8 %, too coarse to tell one epoch from the next.
+    x_val = (preprocess(augmented_copies(val.images, VALIDATION_VIEWS - 1, rng)[0], m.input)
+             if n_val else x[:0])
+    ref_val = (m.probabilities(original.predict(x_val, verbose=0)) if n_val
+               else np.zeros((0, m.output_width), np.float32))
+    if fit.labels is not None:
+        return Finetune(x, m.output.targets(fit.labels[origin], m.labels), "labels", x_val,
+                        ref_val, n_val)
+    return Finetune(x, teacher_targets(original, x, m.output.activation), "distillation",
+                    x_val, ref_val, n_val)
 
 
 def _measure(cand: Candidate, data: Data, workdir: Path) -> dict:
@@ -108,6 +149,7 @@ def _measure(cand: Candidate, data: Data, workdir: Path) -> dict:
     m = {"variant": cand.label, **fidelity.agreement(data.reference, probs),
          "size": fidelity.sizes(path), "latency_ms": fidelity.latency_ms(
              model, data.held_out.images[0]),
+         "threads": fidelity.thread_latencies(mpath, data.held_out.images[0]),
          "sparsity": round(overall_sparsity(cand.keras_model), 4),
          "input": {"dtype": str(model.input_dtype),
                    "quantization": None if model.quantization is None else
@@ -128,7 +170,7 @@ def _convert(keras_model, label: str, opts: ConvertOptions, data: Data, *,
 
 
 def _load(model_path: Path, calibration: Path, manifest_path: Path | None,
-          opts: ConvertOptions) -> tuple[object, Data]:
+          opts: ConvertOptions, held_out_path: Path | None = None) -> tuple[object, Data]:
     original = load_keras(model_path)
     manifest = find_manifest(model_path, manifest_path)
     check_model_fits(original, manifest, model_path)
@@ -136,17 +178,31 @@ def _load(model_path: Path, calibration: Path, manifest_path: Path | None,
         faces = read_faces(calibration, classes=manifest.labels)
     except DatasetError as exc:
         raise ConvertError(f"calibration data: {exc}") from exc
-    calib, held_out = _split(faces, opts.holdout, opts.seed)
+    if held_out_path is None:
+        calib, held_out = _split(faces, opts.holdout, opts.seed)
+    else:
+        try:
+            held_out = read_faces(held_out_path, classes=manifest.labels)
+        except DatasetError as exc:
+            raise ConvertError(f"--held-out data: {exc}") from exc
+        if len(faces) < 2 or len(held_out) < 2:
+            raise ConvertError(f"--held-out needs at least 2 faces in each set; calibration "
+                               f"has {len(faces)}, held-out {len(held_out)}")
+        calib = faces
     x_calib = preprocess(calib.images, manifest.input)
     x_eval = preprocess(held_out.images, manifest.input)
     reference = manifest.probabilities(original.predict(x_eval, verbose=0))
-    return original, Data(manifest, calib, held_out, x_calib, reference)
+    return original, Data(manifest, calib, held_out, x_calib, reference,
+                          "split" if held_out_path is None else str(held_out_path))
 
 
 def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path,
             opts: ConvertOptions | None = None, *,
-            manifest_path: str | Path | None = None) -> dict:
-    """Convert and report; returns the report (also written as report.json / report.md)."""
+            manifest_path: str | Path | None = None,
+            held_out: str | Path | None = None) -> dict:
+    """Convert and report; returns the report (also written as report.json / report.md).
+    `held_out`: faces only the report's figures are measured on (default: a share of the
+    calibration faces)."""
     opts = opts or ConvertOptions()
     if opts.mode not in MODES:
         raise ConvertError(f"--quantize {opts.mode!r}: choose from {', '.join(MODES)}")
@@ -160,9 +216,10 @@ def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     original, data = _load(Path(model_path), Path(calibration),
-                           Path(manifest_path) if manifest_path else None, opts)
+                           Path(manifest_path) if manifest_path else None, opts,
+                           Path(held_out) if held_out else None)
     act = data.manifest.output.activation
-    x_ft, y_ft, finetune = _finetune_targets(original, data, opts.augment_copies, opts.seed)
+    ft = _finetune_targets(original, data, opts)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -171,7 +228,7 @@ def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path
             if data.calib.labels is None:
                 raise ConvertError("--quantize qat needs labelled calibration data (a FER-2013 "
                                    "CSV or class subfolders)")
-            base_model = quantization_aware(original, x_ft, y_ft, activation=act,
+            base_model = quantization_aware(original, ft.x, ft.targets, activation=act,
                                             seed=opts.seed)
         baseline = _convert(base_model, f"{opts.mode}", opts, data)
         _measure(baseline, data, work)
@@ -180,7 +237,7 @@ def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path
         if opts.prune is not None:
             sparsities = ([opts.prune] if isinstance(opts.prune, float) else
                           list(AUTO_SPARSITIES))
-            chosen, trials = _prune_search(original, sparsities, opts, data, work, x_ft, y_ft,
+            chosen, trials = _prune_search(original, sparsities, opts, data, work, ft,
                                            baseline, auto=opts.prune == "auto")
             if chosen is not baseline:
                 variants.append(chosen)
@@ -195,29 +252,40 @@ def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path
             f"_sparse{round(chosen.metrics['sparsity'] * 100)}" if chosen is not baseline
             else ""))
         report = _write(chosen, variants, trials, name, data, opts, Path(model_path), out_dir,
-                        finetune)
+                        ft)
     return report
 
 
 def _prune_search(original, sparsities: list[float], opts: ConvertOptions, data: Data,
-                  work: Path, x_ft, y_ft, baseline: Candidate, auto: bool
+                  work: Path, ft: Finetune, baseline: Candidate, auto: bool
                   ) -> tuple[Candidate, list[dict]]:
     """Prune to each sparsity asked (or bisect the ladder for 'auto'), keep the highest that
     passes the agreement threshold; the unpruned baseline if none does."""
     act = data.manifest.output.activation
     trials: list[dict] = []
     best: Candidate | None = None
+    recipe = Recipe(epochs=opts.epochs, keep_dense=opts.keep_dense)
 
     def attempt(s: float) -> Candidate:
-        result = prune(original, x_ft, y_ft, sparsity=s, activation=act, epochs=opts.epochs,
-                       seed=opts.seed)
+        try:
+            result = prune(original, ft.x, ft.targets, sparsity=s, activation=act,
+                           recipe=recipe, validation=(ft.x_val, ft.reference_val),
+                           distil=ft.how == "distillation", seed=opts.seed)
+        except PruneError as exc:
+            raise ConvertError(f"--prune {s}: {exc}") from exc
         model = result.model
         if opts.mode == "qat":
-            model = quantization_aware(model, x_ft, y_ft, activation=act, seed=opts.seed)
+            model = quantization_aware(model, ft.x, ft.targets, activation=act,
+                                       seed=opts.seed)
         cand = _convert(model, f"{opts.mode}_pruned_{round(s * 100)}", opts, data)
         m = _measure(cand, data, work)
+        layers = (layer_sensitivity(original, ft.x_val, ft.reference_val, result.layers, s)
+                  if len(ft.x_val) else result.layers)
         trials.append({"target_sparsity": s, "achieved_sparsity": m["sparsity"],
                        "top1_agreement": m["top1_agreement"], "finetune_loss": result.final_loss,
+                       "validation_agreement": result.validation_agreement,
+                       "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                       "layers": [vars(lp) for lp in layers],
                        "passed": m["top1_agreement"] >= opts.threshold})
         log.info("pruned to %.0f%%: agreement %.3f", s * 100, m["top1_agreement"])
         return cand
@@ -238,7 +306,7 @@ def _prune_search(original, sparsities: list[float], opts: ConvertOptions, data:
 
 def _write(chosen: Candidate, variants: list[Candidate], trials: list[dict], name: str,
            data: Data, opts: ConvertOptions, model_path: Path, out_dir: Path,
-           finetune: str) -> dict:
+           ft: Finetune) -> dict:
     path = out_dir / f"{name}.tflite"
     path.write_bytes(chosen.tflite)
     m = chosen.metrics
@@ -254,7 +322,9 @@ def _write(chosen: Candidate, variants: list[Candidate], trials: list[dict], nam
         "mode": opts.mode, "prune": opts.prune, "threshold": opts.threshold,
         "passed": m["top1_agreement"] >= opts.threshold,
         "calibration_images": len(data.calib), "held_out_images": len(data.held_out),
-        "labelled": data.held_out.labels is not None, "finetune": finetune,
+        "held_out_from": data.held_out_from, "validation_images": ft.val_faces,
+        "augment_copies": opts.augment_copies,
+        "labelled": data.held_out.labels is not None, "finetune": ft.how,
         "chosen": m, "layer_sparsity": kernel_sparsity(chosen.keras_model),
         "variants": [v.metrics for v in variants], "prune_trials": trials,
         "edgetpu_compiler": fidelity.run_edgetpu_compiler(path, out_dir)
@@ -266,14 +336,21 @@ def _write(chosen: Candidate, variants: list[Candidate], trials: list[dict], nam
     return report
 
 
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
 def summary(report: dict) -> str:
     """The readable report: what was made, how faithful, what each variant costs."""
     c = report["chosen"]
     lines = [f"# Conversion report: {Path(report['output']).name}", "",
              f"- source: `{report['model']}`; mode **{report['mode']}**, prune "
              f"{report['prune']}; fine-tuning by {report['finetune']}",
-             f"- faces: {report['calibration_images']} for calibration and fine-tuning, "
-             f"{report['held_out_images']} held out for these figures",
+             f"- faces: {report['calibration_images']} for calibration and fine-tuning "
+             f"({report['validation_images']} of them kept out of fine-tuning to pick its "
+             f"best epoch), {report['held_out_images']} held out for these figures ("
+             + ("a split of the calibration set" if report["held_out_from"] == "split"
+                else f"from {report['held_out_from']}") + ")",
              f"- top-1 agreement with the Keras original: **{c['top1_agreement']:.1%}** "
              f"(threshold {report['threshold']:.0%}: "
              f"{'passed' if report['passed'] else 'FAILED'}); mean |Δp| "
@@ -286,17 +363,26 @@ def summary(report: dict) -> str:
         lines.insert(-1, f"- accuracy {lab['accuracy']:.1%}, macro precision "
                          f"{lab['macro']['precision']:.3f}, recall {lab['macro']['recall']:.3f}, "
                          f"F1 {lab['macro']['f1']:.3f}")
-    lines += ["| variant | sparsity | agreement | size | gzip | latency ms (median) |",
+    lines += ["| variant | sparsity | agreement | size | gzip | latency ms, 1 / 2 threads |",
               "|---|---|---|---|---|---|"]
     for v in report["variants"]:
         lines.append(f"| {v['variant']} | {v['sparsity']:.0%} | {v['top1_agreement']:.1%} | "
                      f"{v['size']['bytes']:,} | {v['size']['gzip_bytes']:,} | "
-                     f"{v['latency_ms']['median']:.3f} |")
+                     f"{v['threads']['1']:.3f} / {v['threads']['2']:.3f} |")
     if report["prune_trials"]:
-        lines += ["", "Pruning trials:", "", "| target | achieved | agreement | passed |",
-                  "|---|---|---|---|"]
+        lines += ["", "Pruning trials:", "", "| target | achieved | agreement | validation "
+                  "agreement (best epoch) | passed |", "|---|---|---|---|---|"]
         lines += [f"| {t['target_sparsity']:.0%} | {t['achieved_sparsity']:.0%} | "
-                  f"{t['top1_agreement']:.1%} | {t['passed']} |" for t in report["prune_trials"]]
+                  f"{t['top1_agreement']:.1%} | {_share(t['validation_agreement'])} "
+                  f"(epoch {t['best_epoch']} of {t['epochs_run']}) | {t['passed']} |"
+                  for t in report["prune_trials"]]
+        last = report["prune_trials"][-1]
+        lines += ["", f"Layers at {last['target_sparsity']:.0%} (sensitivity: agreement on the "
+                  "validation faces with only that layer pruned to the target, no "
+                  "fine-tuning):", "", "| layer | prunable weights | sparsity given | "
+                  "agreement pruned alone |", "|---|---:|---:|---:|"]
+        lines += [f"| {lp['name']} | {lp['weights']:,} | {lp['sparsity']:.0%} | "
+                  f"{_share(lp['alone_agreement'])} |" for lp in last["layers"]]
     comp = report["edgetpu_compiler"]
     lines += ["", "Edge TPU compiler: " + (f"{comp.get('ops_on_tpu')} ops on the TPU, "
                                            f"{comp.get('ops_on_cpu')} on the CPU"

