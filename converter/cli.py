@@ -54,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
                          "when agreement on faces held back from fine-tuning stops improving)")
     ap.add_argument("--augment-copies", type=int,
                     help="augmented views of each fine-tuning face (default 40)")
+    ap.add_argument("--allocation", choices=["sensitivity", "uniform"], default="sensitivity",
+                    help="how the sparsity is shared between layers: by each layer's measured "
+                         "sensitivity (default) or evenly")
     ap.add_argument("--keep-dense", type=lambda t: tuple(n for n in t.split(",") if n),
                     help="comma-separated layer names never pruned (default: layers under 2 %% "
                          "of the weights and the output layer)")
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                                ("augment_copies", args.augment_copies)) if v is not None}
     opts = ConvertOptions(mode=args.quantize, prune=args.prune, threshold=args.threshold,
                           tflite_runtime_214=args.tflite_runtime_214, name=args.name,
-                          seed=args.seed, keep_dense=args.keep_dense, **given)
+                          seed=args.seed, keep_dense=args.keep_dense,
+                          allocation=args.allocation, **given)
     try:
         report = convert(args.model, args.calibration, args.out, opts,
                          manifest_path=args.manifest, held_out=args.held_out)

@@ -62,8 +62,10 @@ class ConvertOptions:
     augment_copies: int = 40
     #: Share of the fine-tuning faces kept out of it to pick the best epoch (early stopping).
     validation: float = 0.2
-    #: Layers left dense when pruning (None: the small ones and the output layer).
+    #: Layers left dense when pruning (None: the small ones, see converter.prune).
     keep_dense: tuple[str, ...] | None = None
+    #: How the sparsity is shared between layers: "sensitivity" or "uniform".
+    allocation: str = "sensitivity"
     tflite_runtime_214: bool = False
     name: str | None = None
     seed: int = 0
@@ -264,7 +266,8 @@ def _prune_search(original, sparsities: list[float], opts: ConvertOptions, data:
     act = data.manifest.output.activation
     trials: list[dict] = []
     best: Candidate | None = None
-    recipe = Recipe(epochs=opts.epochs, keep_dense=opts.keep_dense)
+    recipe = Recipe(epochs=opts.epochs, keep_dense=opts.keep_dense,
+                    allocation=opts.allocation)
 
     def attempt(s: float) -> Candidate:
         try:
@@ -296,7 +299,13 @@ def _prune_search(original, sparsities: list[float], opts: ConvertOptions, data:
     lo, hi = 0, len(sparsities) - 1
     while lo <= hi:
         mid = (lo + hi) // 2
-        cand = attempt(sparsities[mid])
+        try:
+            cand = attempt(sparsities[mid])
+        except ConvertError as exc:  # out of reach with these layers: as good as failed
+            trials.append({"target_sparsity": sparsities[mid], "passed": False,
+                           "unreachable": str(exc)})
+            hi = mid - 1
+            continue
         if cand.metrics["top1_agreement"] >= opts.threshold:
             best, lo = cand, mid + 1
         else:
@@ -369,14 +378,19 @@ def summary(report: dict) -> str:
         lines.append(f"| {v['variant']} | {v['sparsity']:.0%} | {v['top1_agreement']:.1%} | "
                      f"{v['size']['bytes']:,} | {v['size']['gzip_bytes']:,} | "
                      f"{v['threads']['1']:.3f} / {v['threads']['2']:.3f} |")
+    measured = [t for t in report["prune_trials"] if "unreachable" not in t]
     if report["prune_trials"]:
-        lines += ["", "Pruning trials:", "", "| target | achieved | agreement | validation "
-                  "agreement (best epoch) | passed |", "|---|---|---|---|---|"]
+        lines += ["", "Pruning trials (best epoch 0: magnitude pruning alone agreed better "
+                  "than any fine-tuned epoch):", "", "| target | achieved | agreement | "
+                  "validation agreement (best epoch) | passed |", "|---|---|---|---|---|"]
         lines += [f"| {t['target_sparsity']:.0%} | {t['achieved_sparsity']:.0%} | "
                   f"{t['top1_agreement']:.1%} | {_share(t['validation_agreement'])} "
                   f"(epoch {t['best_epoch']} of {t['epochs_run']}) | {t['passed']} |"
+                  if "unreachable" not in t else
+                  f"| {t['target_sparsity']:.0%} | — | — | {t['unreachable']} | False |"
                   for t in report["prune_trials"]]
-        last = report["prune_trials"][-1]
+    if measured:
+        last = measured[-1]
         lines += ["", f"Layers at {last['target_sparsity']:.0%} (sensitivity: agreement on the "
                   "validation faces with only that layer pruned to the target, no "
                   "fine-tuning):", "", "| layer | prunable weights | sparsity given | "
