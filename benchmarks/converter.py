@@ -10,7 +10,7 @@ figures, never seen by fine-tuning or early stopping) from photos 4-6, face_reco
 `facelens-convert --quantize int8 --prune S --held-out ...` as a user runs it; then, per
 variant, size raw and gzipped, latency on the device runtime (LiteRT with XNNPACK, 1 and 2
 threads, and with XNNPACK's newest features, which is where its sparse kernels live) and the
-RSS a process gains by loading and running it.
+resident memory (VmRSS) a process gains by loading and running it.
 """
 
 from __future__ import annotations
@@ -26,10 +26,17 @@ ROOT = Path(__file__).resolve().parent.parent
 LFW_SPLIT = 49  # LFW faces [0, 49) calibrate, [49, 98) are held out
 
 RSS = r"""
-import json, resource, sys
+import json, sys
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def rss_kb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+
+before = rss_kb()
 it = Interpreter(model_path=sys.argv[1], num_threads=1)
 it.allocate_tensors()
 d = it.get_input_details()[0]
@@ -37,9 +44,8 @@ x = np.zeros(d["shape"], d["dtype"])
 for _ in range(20):
     it.set_tensor(d["index"], x)
     it.invoke()
-print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))
+print(json.dumps({"rss_kb": rss_kb() - before}))
 """
-
 
 def write_faces(cache: Path, work: Path) -> tuple[Path, Path]:
     """The calibration and held-out folders, as PNG face crops."""
