@@ -59,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
                          "sensitivity (default) or evenly")
     ap.add_argument("--keep-dense", type=lambda t: tuple(n for n in t.split(",") if n),
                     help="comma-separated layer names never pruned (default: layers under 2 %% "
-                         "of the weights and the output layer)")
+                         "of the weights; with --allocation uniform the output layer too)")
     ap.add_argument("--tflite-runtime-214", action="store_true",
                     help="keep dense layers per-tensor so tflite-runtime 2.14 loads the model")
     ap.add_argument("--name", help="output model name (default from manifest and mode)")

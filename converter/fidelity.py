@@ -60,15 +60,6 @@ def latency_ms(model: TFLiteModel, image: np.ndarray, runs: int = 50) -> dict:
             "p95": round(float(np.percentile(times, 95)), 4)}
 
 
-def thread_latencies(manifest_path: Path, image: np.ndarray) -> dict[str, float]:
-    """Median latency with the device runtime's default delegate (XNNPACK) on 1 and 2
-    threads: what a Pi's cores buy on this model."""
-    from facelens.edge.runtime.interpreter import open_model
-
-    return {str(n): latency_ms(open_model(manifest_path, edgetpu="off", num_threads=n),
-                               image)["median"] for n in (1, 2)}
-
-
 def sizes(path: Path) -> dict:
     data = path.read_bytes()
     return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=9))}

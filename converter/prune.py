@@ -89,16 +89,28 @@ def check_sparsity(value: float) -> float:
     return value
 
 
-def prunable_weights(layer) -> int:
-    """The weights tfmot prunes in a layer: a SeparableConv2D's pointwise kernel, a Conv2D's
-    or Dense layer's kernel; 0 for everything else (depthwise kernels are left dense)."""
+def _prunable_kernel(layer):
+    """The kernel tfmot prunes in a layer: a SeparableConv2D's pointwise kernel, a Conv2D's
+    or Dense layer's kernel; None for everything else (depthwise kernels are left dense)."""
     if isinstance(layer, keras.layers.SeparableConv2D):
-        return int(layer.pointwise_kernel.shape.num_elements())
+        return layer.pointwise_kernel
     if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return 0
+        return None
     if isinstance(layer, keras.layers.Conv2D | keras.layers.Dense):
-        return int(layer.kernel.shape.num_elements())
-    return 0
+        return layer.kernel
+    return None
+
+
+def prunable_weights(layer) -> int:
+    """How many weights tfmot prunes in a layer (0: none)."""
+    kernel = _prunable_kernel(layer)
+    return 0 if kernel is None else int(kernel.shape.num_elements())
+
+
+def _agreement(model, x: np.ndarray, reference: np.ndarray) -> float:
+    """How often `model` gives the original's top answer (`reference`) on `x`."""
+    return float(np.mean(model.predict(x, verbose=0, batch_size=128).argmax(1)
+                         == reference.argmax(1)))
 
 
 def _kernel_total(model) -> int:
@@ -109,7 +121,8 @@ def _kernel_total(model) -> int:
 def plan_layers(model, sparsity: float, keep_dense: tuple[str, ...] | None = None
                 ) -> list[LayerPlan]:
     """Which layers are pruned, and how far, so that the model's kernels as a whole reach
-    `sparsity`: the kept-dense layers' share is spread over the others (up to 90 % each)."""
+    `sparsity`: the kept-dense layers' share is spread evenly over the others (up to
+    MAX_LAYER_SPARSITY each)."""
     layers = [(layer.name, prunable_weights(layer)) for layer in model.layers]
     layers = [(name, n) for name, n in layers if n]
     if not layers:
@@ -144,8 +157,7 @@ LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, MAX_LAYER_SPAR
 
 def _zero_smallest(layer, sparsity: float) -> None:
     """Zero the `sparsity` share of the layer's prunable kernel with the smallest magnitude."""
-    kernel = (layer.pointwise_kernel if isinstance(layer, keras.layers.SeparableConv2D)
-              else layer.kernel)
+    kernel = _prunable_kernel(layer)
     w = kernel.numpy()
     kernel.assign(np.where(np.abs(w) < np.quantile(np.abs(w), sparsity), 0, w))
 
@@ -215,9 +227,8 @@ def layer_sensitivity(model, x: np.ndarray, reference: np.ndarray,
     for lp in plan:
         probe.set_weights(base)
         _zero_smallest(probe.get_layer(lp.name), sparsity)
-        agree = float(np.mean(probe.predict(x, verbose=0, batch_size=128).argmax(1)
-                              == reference.argmax(1)))
-        out.append(LayerPlan(lp.name, lp.weights, lp.sparsity, round(agree, 4)))
+        out.append(LayerPlan(lp.name, lp.weights, lp.sparsity,
+                             round(_agreement(probe, x, reference), 4)))
     return out
 
 
@@ -241,16 +252,15 @@ class _KeepBest(keras.callbacks.Callback):
     def __init__(self, x: np.ndarray, reference: np.ndarray, end_step: int,
                  patience: int) -> None:
         super().__init__()
-        self.x, self.want, self.end_step, self.patience = x, reference.argmax(1), end_step, \
-            patience
+        self.x, self.reference = x, reference
+        self.end_step, self.patience = end_step, patience
         self.best = -1.0
         self.best_epoch: int | None = None
         self.weights: list | None = None
         self.history: list[tuple[int, float, float]] = []
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        got = self.model.predict(self.x, verbose=0, batch_size=128).argmax(1)
-        agree = float(np.mean(got == self.want))
+        agree = _agreement(self.model, self.x, self.reference)
         done = epoch + 1  # epochs counted from 1; 0 is before fine-tuning
         self.history.append((done, round(agree, 4), round(float((logs or {})["loss"]), 5)))
         if int(self.model.optimizer.iterations.numpy()) < self.end_step:
@@ -326,8 +336,7 @@ def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
     # Fine-tuning moves every weight; at a low sparsity, magnitude pruning alone can keep
     # more of the original's answers. Whichever agrees better on the validation faces wins.
     alone = magnitude_pruned(model, plan)
-    alone_agree = float(np.mean(alone.predict(validation[0], verbose=0, batch_size=128)
-                                .argmax(1) == validation[1].argmax(1)))
+    alone_agree = _agreement(alone, validation[0], validation[1])
     if alone_agree > keep.best:
         return PruneResult(alone, sparsity, steps, loss_now, plan, keep.history, 0,
                            round(alone_agree, 4))

@@ -19,7 +19,7 @@ import numpy as np
 
 from facelens.edge.camera.motion import Motion, MotionDetector
 from facelens.edge.config import MotionConfig, ScanConfig
-from facelens.edge.detect.base import Box, Detection, inside, overlaps
+from facelens.edge.detect.base import Box, Detection, centre, inside, overlaps
 
 #: The smallest region: a tiny motion blob still gets enough context for a whole face.
 MIN_REGION_PX = 96
@@ -141,4 +141,4 @@ class Scanner:
     def _track_region(self, box: Box, w: int, h: int) -> Box:
         size = max(box[2] - box[0], box[3] - box[1])
         side = max(size * self.cfg.track_region_scale, MIN_REGION_PX)
-        return square((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side, w, h)
+        return square(*centre(box), side, w, h)

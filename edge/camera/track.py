@@ -24,7 +24,7 @@ import numpy as np
 from facelens.edge.analyse.base import Analyser, Verdict
 from facelens.edge.camera.scan import TrackHint
 from facelens.edge.config import TrackerConfig
-from facelens.edge.detect.base import Box, Detection, iou_matrix
+from facelens.edge.detect.base import Box, Detection, centre, iou_matrix
 from facelens.edge.events import CameraState, FaceEvent, TrackSummary, iso_time
 
 
@@ -54,8 +54,8 @@ class Track:
     def centre_at(self, t: float) -> tuple[float, float]:
         """Where its centre should be at `t`, moving on as it last moved."""
         dt = t - self.last_t
-        return ((self.box[0] + self.box[2]) / 2 + self.velocity[0] * dt,
-                (self.box[1] + self.box[3]) / 2 + self.velocity[1] * dt)
+        cx, cy = centre(self.box)
+        return (cx + self.velocity[0] * dt, cy + self.velocity[1] * dt)
 
 
 class Tracker:
@@ -80,10 +80,8 @@ class Tracker:
         for track, det in matches:
             dt = t - track.last_t
             if dt > 0:
-                track.velocity = (((det.box[0] + det.box[2]) - (track.box[0] + track.box[2]))
-                                  / 2 / dt,
-                                  ((det.box[1] + det.box[3]) - (track.box[1] + track.box[3]))
-                                  / 2 / dt)
+                (x0, y0), (x1, y1) = centre(track.box), centre(det.box)
+                track.velocity = ((x1 - x0) / dt, (y1 - y0) / dt)
             track.box, track.score, track.detection = det.box, det.score, det
             track.hits += 1
             track.frames += 1

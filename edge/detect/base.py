@@ -54,6 +54,10 @@ class Detector(Protocol):
         ...
 
 
+def centre(a: Box) -> tuple[float, float]:
+    return ((a[0] + a[2]) / 2, (a[1] + a[3]) / 2)
+
+
 def area(a: Box) -> float:
     return max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
 
