@@ -34,6 +34,8 @@ CONFIGS = {
     "motion + regions, no following, 1 thread (before)": {"scan": {"follow_min_score": 0}},
     "motion + regions, no slow background (ghosts), 1 thread (before)": {
         "motion": {"long_alpha": 0}},
+    "motion + regions, every tile at every full scan, 1 thread (before)": {
+        "scan": {"idle_full_scan_interval_s": 10.0}},
     "motion + regions, 1 thread (default)": {},
     "motion + regions, short-range model in regions, 1 thread": {
         "detector": {"region_model": "blazeface_short_range"}},

@@ -194,6 +194,10 @@ class ScanConfig(_Section):
 
     #: Whole frame plus tiles at start and this often (faces that arrived without motion).
     full_scan_interval_s: float = Field(default=10.0, gt=0)
+    #: When nothing moved and no face was tracked since the last full scan, the next one
+    #: waits this long instead: a still, empty room is as the last scan saw it, save what
+    #: the motion detector cannot see (a face arriving fainter than `motion.threshold`).
+    idle_full_scan_interval_s: float = Field(default=60.0, gt=0)
     #: A tracked face that does not move is re-detected in its region this often; keep it
     #: well under tracker.lost_after_s.
     track_refresh_s: float = Field(default=0.5, gt=0)
@@ -212,6 +216,14 @@ class ScanConfig(_Section):
     #: Analyser samples (model runs on faces) per frame, at most; undecided tracks first.
     #: 0 = no limit.
     samples_per_frame: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _idle_is_longer(self) -> ScanConfig:
+        if self.idle_full_scan_interval_s < self.full_scan_interval_s:
+            raise ValueError(f"idle_full_scan_interval_s ({self.idle_full_scan_interval_s:g}) "
+                             f"must not be shorter than full_scan_interval_s "
+                             f"({self.full_scan_interval_s:g})")
+        return self
 
 
 class EmotionConfig(HeadConfig):
@@ -267,8 +279,9 @@ class RuntimeConfig(_Section):
     models_dir: Path = Field(default_factory=default_models_dir)
     #: off: CPU only; auto: Edge TPU when its library loads; on: refuse to run without it.
     edgetpu: Literal["off", "auto", "on"] = "auto"
-    #: CPU threads per model run. 1: with the frame economy most runs are one small region,
-    #: where a second thread saves little time and costs CPU (benchmarks/README.md).
+    #: CPU threads per model run and per OpenCV operation. 1: with the frame economy most
+    #: runs are one small region and most images small, where a second thread saves little
+    #: time and costs CPU (benchmarks/README.md).
     threads: int = Field(default=1, ge=1, le=16)
 
 

@@ -3,6 +3,8 @@ still find every visitor, no model run in an empty room, still faces kept."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -108,16 +110,69 @@ def run(pipeline: Pipeline, path) -> tuple[list, list[int]]:
 
 
 def test_an_empty_noisy_room_runs_no_model_after_the_first_scan(make_config, tmp_path):
+    """Noise and drift only: one full scan at start, then none until the idle interval
+    (nothing moved, so the frame is as that scan saw it)."""
     from demo.scenes import write_video
 
     rng = np.random.default_rng(4)
     room = background().astype(np.float32)
-    frames = [noisy(room, rng, 1 + 0.05 * np.sin(i / 20)) for i in range(120)]
+    frames = [noisy(room, rng, 1 + 0.05 * np.sin(i / 20)) for i in range(130)]
     write_video(tmp_path / "empty.avi", frames)
-    events, runs = run(Pipeline(make_config()), tmp_path / "empty.avi")
+    cfg = make_config(scan={"idle_full_scan_interval_s": 12.0})
+    events, runs = run(Pipeline(cfg), tmp_path / "empty.avi")
     assert events == []
-    assert runs[0] == 7 and sum(runs[1:100]) == 0  # 3x2 tiles + whole frame, then nothing
-    assert runs[100] == 7  # the full scan every 10 s (100 frames at 10 fps)
+    assert runs[0] == 7 and sum(runs[1:120]) == 0  # 3x2 tiles + whole frame, then nothing
+    assert runs[120] == 7  # the idle full scan (12 s here; 60 s by default), every tile
+
+
+def test_the_full_scan_looks_only_where_something_happened_until_the_idle_scan():
+    """Something moved in the top-left corner only: the 10 s full scan runs the whole frame
+    and the tiles over that corner; nothing moved after it, so the next scan waits for the
+    idle interval, which runs every tile."""
+    scanner = Scanner(ScanConfig(full_scan_interval_s=1.0, idle_full_scan_interval_s=3.0),
+                      MotionConfig())
+    rng = np.random.default_rng(5)
+    room = background()
+    plans = []
+    for i in range(31):
+        canvas = room.copy()
+        if 3 <= i < 6:  # a small thing moving in the corner for 3 frames
+            canvas[20 + 4 * i:60 + 4 * i, 20:60] = 255
+        plans.append(scanner.plan(noisy(canvas, rng), i / 10, []))
+    fulls = [i for i, p in enumerate(plans) if p.full]
+    assert fulls == [0, 10, 30], fulls
+    assert plans[0].where is None and plans[30].where is None  # every tile
+    where = plans[10].where
+    assert where and all(b[2] <= 100 and b[3] <= 120 for b in where), where
+    # The detector runs the whole frame and only the tiles those boxes touch.
+    from facelens.edge.detect.blazeface import tile_windows
+
+    tiles = tile_windows(640, 480, 3, 2, 0.25)[1:]
+    touched = [t for t in tiles if any(t.x0 < b[2] and b[0] < t.x0 + t.w and t.y0 < b[3]
+                                       and b[1] < t.y0 + t.h for b in where)]
+    assert len(touched) == 1  # the top-left tile of six
+
+
+def test_motion_that_stays_where_no_face_was_found_is_scanned_at_the_refresh_rate():
+    """A flickering spot (a screen, a curtain) moves every frame in the same place: after
+    one scan found no face there it is scanned every `track_refresh_s`, not every frame;
+    something moving elsewhere is scanned at once."""
+    scanner = Scanner(ScanConfig(track_refresh_s=0.5), MotionConfig())
+    rng = np.random.default_rng(6)
+    room = background()
+    plans = []
+    for i in range(26):
+        canvas = room.copy()
+        canvas[300:340, 400:440] = 255 if i % 2 else 0  # flicker from frame 1 on
+        if i == 22:
+            canvas[100:140, 100:140] = 255  # and once, something elsewhere
+        plans.append(scanner.plan(noisy(canvas, rng), i / 10, []))
+    scanned = [i for i, p in enumerate(plans[1:], 1)
+               if any(r[0] <= 400 and r[2] >= 440 and r[1] <= 300 and r[3] >= 340
+                      for r in p.regions)]
+    assert scanned[:1] == [1] and len(scanned) <= 6, scanned  # 25 frames of flicker
+    assert all(b - a >= 5 for a, b in itertools.pairwise(scanned)), scanned
+    assert any(r[0] <= 100 and r[2] >= 140 for r in plans[22].regions)
 
 
 def test_every_visitor_of_a_room_camera_is_announced_with_regions(make_config, tmp_path):

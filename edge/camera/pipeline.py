@@ -104,6 +104,10 @@ class Models:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        # OpenCV's own thread pool splits even a 160-px resize across cores and then spins
+        # waiting for work: in an empty room that was half the CPU beyond decoding
+        # (benchmarks/README.md). Per process, as the models are.
+        cv2.setNumThreads(cfg.runtime.threads)
         self.detector: Detector = DETECTORS[cfg.detector.kind](cfg)
         self.analysers: list[Analyser] = build_analysers(cfg)
         for name, hc in cfg.head_configs().items():
@@ -172,7 +176,7 @@ class Pipeline:
                                                   follow)
         t_motion = time.perf_counter()
         if plan.full:
-            faces = self.detector.detect(frame.image, self.cfg.detector.tiles)
+            faces = self.detector.detect(frame.image, self.cfg.detector.tiles, plan.where)
         elif plan.regions:
             faces = self.detector.detect_regions(frame.image, plan.regions)
         else:

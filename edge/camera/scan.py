@@ -5,8 +5,11 @@ anyone is there or not. Instead: a full scan at start, every `scan.full_scan_int
 whenever the motion detector re-learnt its background (the safety net for faces that arrived
 without motion it could see); in between, only square regions around motion and around the
 faces being tracked, each small enough that a face in it lands where the model resolves it.
-A face that stands still is re-detected in its own region every `scan.track_refresh_s`. An
-empty, still room costs one small image difference a frame and no model run.
+A face that stands still is re-detected in its own region every `scan.track_refresh_s`, and so
+is motion that stays where a scan found no face (a ghost, a curtain, a screen). When nothing
+moved and no face was tracked since the last full scan, the next waits
+`scan.idle_full_scan_interval_s`. An empty, still room costs one small image difference a
+frame and, every minute, one full scan.
 """
 
 from __future__ import annotations
@@ -19,10 +22,15 @@ import numpy as np
 
 from facelens.edge.camera.motion import Motion, MotionDetector
 from facelens.edge.config import MotionConfig, ScanConfig
-from facelens.edge.detect.base import Box, Detection, centre, inside, overlaps
+from facelens.edge.detect.base import Box, Detection, centre, inside, iou, overlaps
 
 #: The smallest region: a tiny motion blob still gets enough context for a whole face.
 MIN_REGION_PX = 96
+#: Motion this close (IoU) to a spot scanned empty is the same thing still moving there.
+SAME_SPOT_IOU = 0.7
+#: Motion mostly inside a tracked face's region (scanned, or its face followed) is that person
+#: moving: the region already looks there.
+COVERED_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -38,13 +46,17 @@ class TrackHint:
 
 @dataclass(frozen=True)
 class ScanPlan:
-    """One frame's decision: a full scan, or these regions (none: no model runs), and the
-    faces followed without the detector (by track id)."""
+    """One frame's decision: a full scan (of every tile, or of those `where` things
+    happened), or these regions (none: no model runs), and the faces followed without the
+    detector (by track id)."""
 
     full: bool
     regions: list[Box]
     motion: Motion | None
     followed: list[tuple[str, Detection]] = field(default_factory=list)
+    #: A full scan's tiles only where something moved or a face was tracked since the last
+    #: (None: every tile).
+    where: list[Box] | None = None
 
 
 def square(cx: float, cy: float, side: float, frame_w: int, frame_h: int) -> Box:
@@ -94,23 +106,33 @@ class Scanner:
     def __init__(self, scan: ScanConfig, motion: MotionConfig) -> None:
         self.cfg = scan
         self.motion = MotionDetector(motion) if motion.enabled else None
-        self._next_full: float | None = None
+        self._last_full = -math.inf
+        self._last_complete = -math.inf  # the last full scan of every tile
+        self._touched: list[Box] = []  # motion and faces since the last full scan
         self._refreshed: dict[str, float] = {}
+        # The last frame's motion boxes and the regions scanned for each; motion boxes whose
+        # regions gave no face, and when they were scanned.
+        self._scanned: tuple[float, list[tuple[Box, list[Box]]]] = (0.0, [])
+        self._empty: list[tuple[Box, float]] = []
 
     def plan(self, image: np.ndarray, t: float, tracks: Sequence[TrackHint],
              follow: Callable[[TrackHint], Detection | None] | None = None) -> ScanPlan:
         """Decide this frame's scan from its motion and the tracker's last faces. `follow`
         looks for a moving confirmed face without the detector (edge.follow)."""
         motion = self.motion.update(image) if self.motion is not None else None
-        if (motion is None or motion.recalibrated or self._next_full is None
-                or t >= self._next_full):
-            self._next_full = t + self.cfg.full_scan_interval_s
+        for box in [*(motion.boxes if motion is not None else []), *(tr.box for tr in tracks)]:
+            if not any(inside(box, k) for k in self._touched):
+                self._touched.append(box)
+        full = self._full_scan(motion, t)
+        if full is not None:
             self._refreshed = {tr.track_id: t for tr in tracks}
-            return ScanPlan(True, [], motion)
+            self._scanned, self._empty = (t, []), []
+            return full
+        assert motion is not None
         h, w = image.shape[:2]
         regions: list[Box] = []
         followed: list[tuple[str, Detection]] = []
-        explained: list[Box] = []  # where a followed face's own movement is
+        covered: list[Box] = []  # tracks' regions: scanned, or their face followed
         live = set()
         for tr in tracks:
             live.add(tr.track_id)
@@ -127,16 +149,50 @@ class Scanner:
                 found = follow(tr)
                 if found is not None:
                     followed.append((tr.track_id, found))
-                    explained.append(area)
+                    covered.append(area)
                     continue
             self._refreshed[tr.track_id] = t
             regions.append(area)
+            covered.append(area)
+        self._learn_empty(t, tracks)
+        scanned: list[tuple[Box, list[Box]]] = []
         for box in motion.boxes:
-            if any(inside(box, e) for e in explained):
-                continue  # the followed face (and its shoulders) swaying
-            regions += motion_regions(box, self.cfg.max_region_px, w, h)
+            if any(inside(box, c, COVERED_SHARE) for c in covered):
+                continue  # that track's face (and its shoulders) moving: seen to already
+            if any(iou(box, spot) >= SAME_SPOT_IOU for spot, _ in self._empty):
+                continue  # still moving where a scan just found no face: at its refresh
+            around = motion_regions(box, self.cfg.max_region_px, w, h)
+            scanned.append((box, around))
+            regions += around
+        self._scanned = (t, scanned)
         self._refreshed = {k: v for k, v in self._refreshed.items() if k in live}
         return ScanPlan(False, merge(regions), motion, followed)
+
+    def _full_scan(self, motion: Motion | None, t: float) -> ScanPlan | None:
+        """Every tile at start, without motion, after the background was re-learnt and
+        every `idle_full_scan_interval_s`; every `full_scan_interval_s` in between, the tiles
+        where something moved or a face was tracked since the last full scan (the rest of
+        the frame is as the last one saw it), or none when nothing was."""
+        complete = (motion is None or motion.recalibrated
+                    or t >= self._last_complete + self.cfg.idle_full_scan_interval_s)
+        if not complete and (not self._touched
+                             or t < self._last_full + self.cfg.full_scan_interval_s):
+            return None
+        where = None if complete else merge(self._touched)
+        self._last_full, self._touched = t, []
+        if complete:
+            self._last_complete = t
+        return ScanPlan(True, [], motion, where=where)
+
+    def _learn_empty(self, t: float, tracks: Sequence[TrackHint]) -> None:
+        """The last frame's motion whose regions hold no face found now (a track not seen is
+        no face) was scanned in vain: what keeps moving there waits for `track_refresh_s`,
+        like a face that stands still."""
+        then, scanned = self._scanned
+        self._empty = [(b, ts) for b, ts in self._empty if t - ts < self.cfg.track_refresh_s]
+        for box, around in scanned:
+            if not any(tr.seen and overlaps(tr.box, r) for tr in tracks for r in around):
+                self._empty.append((box, then))
 
     def _track_region(self, box: Box, w: int, h: int) -> Box:
         size = max(box[2] - box[0], box[3] - box[1])

@@ -38,9 +38,12 @@ class Detector(Protocol):
     #: Model runs (windows, tiles, regions) the last call made.
     last_runs: int
 
-    def detect(self, image: np.ndarray, tiles: tuple[int, int] | None = None) -> list[Detection]:
+    def detect(self, image: np.ndarray, tiles: tuple[int, int] | None = None,
+               where: Sequence[Box] | None = None) -> list[Detection]:
         """Faces in an H×W×3 BGR frame: a full scan. `tiles` (columns, rows) is a camera's
-        own grid where it differs from the detector's (one detector serves every camera)."""
+        own grid where it differs from the detector's (one detector serves every camera);
+        with `where`, only the tiles that overlap one of these boxes run (the whole frame
+        always does)."""
         ...
 
     def scan_tiles(self, frame_w: int, frame_h: int,

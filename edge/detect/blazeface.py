@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from facelens.edge.contract import DETECTION_TASK, convert_colour, normalize
-from facelens.edge.detect.base import Box, Detection, iou_matrix
+from facelens.edge.detect.base import Box, Detection, iou_matrix, overlaps
 from facelens.edge.runtime.interpreter import TFLiteModel
 from facelens.edge.runtime.stock_models import open_configured
 
@@ -197,11 +197,16 @@ class BlazeFaceDetector:
                 for t in tile_windows(frame_w, frame_h, *(tiles or self.tiles),
                                       self.tile_overlap)[1:]]
 
-    def detect(self, image: np.ndarray, tiles: tuple[int, int] | None = None) -> list[Detection]:
-        """A full scan: the whole frame and the configured tiles (or a camera's own)."""
+    def detect(self, image: np.ndarray, tiles: tuple[int, int] | None = None,
+               where: Sequence[Box] | None = None) -> list[Detection]:
+        """A full scan: the whole frame and the configured tiles (or a camera's own), or
+        only the tiles that overlap `where`."""
         h, w = image.shape[:2]
-        return self._detect_windows(image, tile_windows(w, h, *(tiles or self.tiles),
-                                                        self.tile_overlap))
+        windows = tile_windows(w, h, *(tiles or self.tiles), self.tile_overlap)
+        if where is not None:
+            windows = windows[:1] + [t for t in windows[1:] if any(
+                overlaps((t.x0, t.y0, t.x0 + t.w, t.y0 + t.h), b) for b in where)]
+        return self._detect_windows(image, windows)
 
     def detect_regions(self, image: np.ndarray, regions: Sequence[Box]) -> list[Detection]:
         """Only these regions of the frame (where something moved, where faces are), each

@@ -41,7 +41,9 @@ class HaarDetector:
         """None: the cascade scans the whole frame at every scale."""
         return []
 
-    def detect(self, image: np.ndarray, tiles: tuple[int, int] | None = None) -> list[Detection]:
+    def detect(self, image: np.ndarray, tiles: tuple[int, int] | None = None,
+               where: Sequence[Box] | None = None) -> list[Detection]:
+        """The whole frame at every scale (no tiles: `tiles` and `where` do not apply)."""
         h, w = image.shape[:2]
         return self.detect_regions(image, [(0, 0, w, h)])
 
