@@ -85,6 +85,10 @@ def test_regions_are_squares_in_the_frame_and_large_motion_is_covered_whole_and_
     big = motion_regions((0, 0, 600, 470), 240, 640, 480)
     assert len(big) > 4 and all(r[0] >= 0 and r[2] <= 640 and r[3] <= 480 for r in big)
     assert big[0][3] - big[0][1] == 480  # one square over all of it, for a large face
+    # A person walking (a tall blob): the square over all of it, and its top only.
+    body = motion_regions((300, 60, 380, 460), 240, 640, 480)
+    assert len(body) == 2 and body[1][1] <= 60 and body[1][3] <= 60 + 240, body
+    assert len(motion_regions((0, 100, 600, 300), 240, 640, 480)) > 4  # a wide blob: all
 
 
 def test_a_still_face_is_refreshed_at_its_own_rate_not_every_frame():
