@@ -448,8 +448,8 @@ class CameraConfig(SourceConfig):
 
 class LivenessConfig(_Section):
     """Authenticity from the track itself: blinks and the face's 3D shape as it turns, read
-    from face landmarks (README "Is it a live face?"). Opt-in: measured on renders, not on
-    recorded attacks."""
+    from face landmarks and from the face's own texture followed frame to frame (README "Is
+    it a live face?"). Opt-in: measured on renders, not on recorded attacks."""
 
     enabled: bool = False
     #: The face-landmark model (a manifest name or path).
@@ -483,6 +483,17 @@ class LivenessConfig(_Section):
     frame_sides: int = Field(default=3, ge=0, le=4)
     frame_samples: int = Field(default=3, ge=1)
     frame_move_min: float = Field(default=0.03, gt=0, lt=1)
+    #: The surface's own texture (edge/analyse/surface_flow.py): corners inside the face
+    #: followed frame to frame. Live: what a homography leaves of their motion, as a share
+    #: of the face's width, at least `flow_live` in `flow_live_samples` samples. Spoof: they
+    #: moved beyond a similarity (it turned) by `flow_moved` while the homography left at
+    #: most `flow_planar_ratio` of that, in `flow_spoof_samples` samples. False = off.
+    flow: bool = True
+    flow_live: float = Field(default=0.004, gt=0, lt=1)
+    flow_live_samples: int = Field(default=2, ge=1)
+    flow_moved: float = Field(default=0.003, gt=0, lt=1)
+    flow_planar_ratio: float = Field(default=0.5, gt=0, lt=1)
+    flow_spoof_samples: int = Field(default=3, ge=1)
 
     @model_validator(mode="after")
     def _plane_below_live(self) -> LivenessConfig:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from facelens.edge.analyse import surface_flow
 from facelens.edge.analyse.base import AnalyserInfo, FaceSample, Verdict
 from facelens.edge.analyse.frame_cue import Sides, compare, farthest, find_sides
 from facelens.edge.config import Config, LivenessConfig
@@ -105,6 +106,12 @@ class LivenessState:
     framed: int = 0
     rigid: int = 0
     static: int = 0
+    flow: surface_flow.SurfaceFlow | None = None
+    flow_samples: int = 0
+    flow_live: int = 0
+    flow_planar: int = 0
+    flow_parallax: float = 0.0  # the most seen
+    flow_change: float = 0.0
 
 
 class LivenessAnalyser:
@@ -127,6 +134,8 @@ class LivenessAnalyser:
     def take(self, state: LivenessState, sample: FaceSample) -> None:
         t0 = time.perf_counter()
         state.frame_no = sample.frame_no
+        if self.cfg.flow:
+            self._flow(state, sample)
         pts3 = self.landmarker.in_frame(sample.image, sample.box)
         if pts3 is not None:
             if self.cfg.frame_sides:
@@ -147,6 +156,22 @@ class LivenessAnalyser:
             state.rigid, state.static = state.rigid + rigid, state.static + static
         # The newest few only: an undecided track is sampled for as long as it lasts.
         state.framed_samples = [*state.framed_samples, sides][-FRAME_REFERENCES:]
+
+    def _flow(self, state: LivenessState, sample: FaceSample) -> None:
+        """Follow the face's texture on to this sample and weigh its plane (or not)."""
+        c = self.cfg
+        if state.flow is None or not surface_flow.follow(state.flow, sample.image,
+                                                         sample.box):
+            state.flow = surface_flow.start(sample.image, sample.box)  # (again)
+            return
+        parallax, change = surface_flow.residuals(state.flow)
+        state.flow_samples += 1
+        state.flow_parallax = max(state.flow_parallax, parallax)
+        state.flow_change = max(state.flow_change, change)
+        if parallax >= c.flow_live:
+            state.flow_live += 1
+        elif change >= c.flow_moved and parallax <= c.flow_planar_ratio * change:
+            state.flow_planar += 1
 
     def _learn(self, state: LivenessState, pts: np.ndarray, t: float) -> None:
         c = self.cfg
@@ -182,12 +207,18 @@ class LivenessAnalyser:
     def _decide(self, state: LivenessState, t: float) -> Verdict | None:
         c = self.cfg
         ev = self._evidence(state)
-        if state.blinks or state.live_hits >= c.live_samples:
-            score = 1.0 if state.blinks else state.live_hits / (state.live_hits
-                                                                + state.planar_hits)
+        # The mesh is a network's reading: shown a photo that turns, it can read a head that
+        # turns. Where the face's own texture is followed, its parallax is the measurement
+        # and the mesh's parallax is no evidence of life.
+        mesh_live = 0 if state.flow_samples else state.live_hits
+        live = state.blinks + mesh_live + state.flow_live
+        if (state.blinks or mesh_live >= c.live_samples
+                or state.flow_live >= c.flow_live_samples):
+            score = 1.0 if state.blinks else live / (live + state.planar_hits
+                                                     + state.flow_planar)
             verdict = Verdict(LIVE, round(score, 4), True, ev)
-        elif (state.planar_hits >= c.spoof_samples or self._framed(state)) \
-                and not state.live_hits:
+        elif (state.planar_hits >= c.spoof_samples or self._framed(state)
+              or state.flow_planar >= c.flow_spoof_samples) and not live:
             verdict = Verdict(SPOOF, 1.0, True, ev)
         else:
             return None
@@ -206,7 +237,12 @@ class LivenessAnalyser:
                 "live_samples": float(state.live_hits),
                 "planar_samples": float(state.planar_hits),
                 "frame_sides": float(state.frame_sides), "framed_samples": float(state.framed),
-                "frame_rigid": float(state.rigid), "frame_static": float(state.static)}
+                "frame_rigid": float(state.rigid), "frame_static": float(state.static),
+                "flow_samples": float(state.flow_samples),
+                "flow_parallax": round(state.flow_parallax, 4),
+                "flow_change": round(state.flow_change, 4),
+                "flow_live_samples": float(state.flow_live),
+                "flow_planar_samples": float(state.flow_planar)}
 
     def verdict(self, state: LivenessState) -> Verdict:
         if state.decided is not None:
