@@ -149,11 +149,11 @@ def test_the_full_scan_looks_only_where_something_happened_until_the_idle_scan()
     where = plans[10].where
     assert where and all(b[2] <= 100 and b[3] <= 120 for b in where), where
     # The detector runs the whole frame and only the tiles those boxes touch.
+    from facelens.edge.detect.base import overlaps
     from facelens.edge.detect.blazeface import tile_windows
 
     tiles = tile_windows(640, 480, 3, 2, 0.25)[1:]
-    touched = [t for t in tiles if any(t.x0 < b[2] and b[0] < t.x0 + t.w and t.y0 < b[3]
-                                       and b[1] < t.y0 + t.h for b in where)]
+    touched = [t for t in tiles if any(overlaps(t.box, b) for b in where)]
     assert len(touched) == 1  # the top-left tile of six
 
 

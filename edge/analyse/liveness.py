@@ -73,16 +73,9 @@ def aligned_mean(points: list[np.ndarray]) -> np.ndarray:
 def unexplained(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
     """(parallax, change): the RMS of what a homography and what a similarity leave of the
     motion from `ref` to `cur`, each over the current eye distance."""
-    a, b = ref.astype(np.float32), cur.astype(np.float32)
+    b = cur.astype(np.float32)
     iod = float(np.linalg.norm(b[OUTER_EYES[0]] - b[OUTER_EYES[1]])) or 1.0
-    h, _ = cv2.findHomography(a, b, 0)
-    sim, _ = cv2.estimateAffinePartial2D(a, b, method=cv2.LMEDS)
-    if h is None or sim is None:
-        return 0.0, 0.0
-    by_h = cv2.perspectiveTransform(a[None], h)[0]
-    by_sim = a @ sim[:, :2].T + sim[:, 2]
-    rms = lambda d: float(np.sqrt((d ** 2).sum(1).mean())) / iod  # noqa: E731
-    return rms(by_h - b), rms(by_sim - b)
+    return surface_flow.plane_residuals(ref, cur, iod)
 
 
 @dataclass

@@ -106,10 +106,11 @@ def follow(flow: SurfaceFlow, image: np.ndarray, box: Box) -> bool:
     return True
 
 
-def residuals(flow: SurfaceFlow) -> tuple[float, float]:
-    """(parallax, change) of the points' motion since the first sample, over the face's
-    width: what the best homography, and what the best similarity, leave unexplained."""
-    a, b = flow.ref.astype(np.float32), flow.cur.astype(np.float32)
+def plane_residuals(ref: np.ndarray, cur: np.ndarray, scale: float) -> tuple[float, float]:
+    """(parallax, change) of points moved from `ref` to `cur`: the RMS of what the best
+    homography, and what the best similarity, leave unexplained, over `scale` (a length of
+    the face). Shared by the texture here and the face mesh (liveness.py)."""
+    a, b = ref.astype(np.float32), cur.astype(np.float32)
     h, _ = cv2.findHomography(a, b, 0)
     sim, _ = cv2.estimateAffinePartial2D(a, b, method=cv2.LMEDS)
     if h is None or sim is None:
@@ -118,6 +119,12 @@ def residuals(flow: SurfaceFlow) -> tuple[float, float]:
     by_sim = a @ sim[:, :2].T + sim[:, 2]
 
     def rms(d: np.ndarray) -> float:
-        return float(np.sqrt((d ** 2).sum(1).mean())) / flow.width
+        return float(np.sqrt((d ** 2).sum(1).mean())) / scale
 
     return rms(by_h - b), rms(by_sim - b)
+
+
+def residuals(flow: SurfaceFlow) -> tuple[float, float]:
+    """(parallax, change) of the points' motion since the first sample, over the face's
+    width."""
+    return plane_residuals(flow.ref, flow.cur, flow.width)

@@ -93,6 +93,10 @@ class Window:
     h: int
     internal: tuple[bool, bool, bool, bool]  # left, top, right, bottom edges inside the frame
 
+    @property
+    def box(self) -> Box:
+        return (float(self.x0), float(self.y0), float(self.x0 + self.w), float(self.y0 + self.h))
+
 
 def tile_windows(frame_w: int, frame_h: int, cols: int, rows: int,
                  overlap: float) -> list[Window]:
@@ -193,9 +197,8 @@ class BlazeFaceDetector:
     def scan_tiles(self, frame_w: int, frame_h: int,
                    tiles: tuple[int, int] | None = None) -> list[Box]:
         """The tiles a full scan runs on besides the whole frame."""
-        return [(float(t.x0), float(t.y0), float(t.x0 + t.w), float(t.y0 + t.h))
-                for t in tile_windows(frame_w, frame_h, *(tiles or self.tiles),
-                                      self.tile_overlap)[1:]]
+        return [t.box for t in tile_windows(frame_w, frame_h, *(tiles or self.tiles),
+                                            self.tile_overlap)[1:]]
 
     def detect(self, image: np.ndarray, tiles: tuple[int, int] | None = None,
                where: Sequence[Box] | None = None) -> list[Detection]:
@@ -204,8 +207,8 @@ class BlazeFaceDetector:
         h, w = image.shape[:2]
         windows = tile_windows(w, h, *(tiles or self.tiles), self.tile_overlap)
         if where is not None:
-            windows = windows[:1] + [t for t in windows[1:] if any(
-                overlaps((t.x0, t.y0, t.x0 + t.w, t.y0 + t.h), b) for b in where)]
+            windows = windows[:1] + [t for t in windows[1:]
+                                     if any(overlaps(t.box, b) for b in where)]
         return self._detect_windows(image, windows)
 
     def detect_regions(self, image: np.ndarray, regions: Sequence[Box]) -> list[Detection]:
