@@ -459,6 +459,11 @@ class LivenessConfig(_Section):
     every_frames: int = Field(default=2, ge=1)
     young_samples: int = Field(default=30, ge=1)
     old_every_frames: int = Field(default=15, ge=1)
+    #: At most this many ms of CPU per frame per track being assessed, counted from the
+    #: frame it appeared: a sample waits until it fits (its cost estimated from recent
+    #: ones). The thread's CPU time: with runtime.threads above 1 the model's helper
+    #: threads are not counted. 0 = no budget.
+    budget_ms: float = Field(default=2.0, ge=0)
     #: Faces smaller than this (px) are not read: landmark noise would pass for 3D shape.
     min_face_px: int = Field(default=64, ge=16)
     #: Landmarks are compared as the mean of this many samples (noise shrinks by its root).

@@ -21,6 +21,9 @@ from tests.face_photos import photos, read
 from tests.test_mqtt import validate
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache"
+#: The rule's tests sample at the configured cadence whatever a sample costs on this machine
+#: (no CPU budget): what they check is the verdict, not how soon a slow machine reaches it.
+RULE = {"enabled": True, "budget_ms": 0}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,7 @@ def obama(models_dir):
 
 
 def play(make_config, face, kind: str, **kw):
-    cfg = make_config(liveness={"enabled": True}, identity={"model": ""},
+    cfg = make_config(liveness=RULE, identity={"model": ""},
                       emotion={"model": ""}, tracker={"lost_after_s": 5.0})
     pipe = Pipeline(cfg)
     events, states = [], []
@@ -83,7 +86,7 @@ def test_a_print_or_a_phone_held_up_is_caught_by_its_frame(make_config, obama, k
 
 
 def test_without_the_frame_cue_a_small_turn_is_not_enough(make_config, obama):
-    cfg = make_config(liveness={"enabled": True, "frame_sides": 0}, identity={"model": ""},
+    cfg = make_config(liveness={**RULE, "frame_sides": 0}, identity={"model": ""},
                       emotion={"model": ""}, tracker={"lost_after_s": 5.0})
     pipe = Pipeline(cfg)
     events = []
@@ -172,7 +175,7 @@ def test_a_bare_print_that_turns_is_caught_by_its_texture_and_a_head_is_live_by_
     """No frame cue: a bare print turning ±14° is a spoof because the points of its face
     move as one plane; a head turning as much, without a blink, is live within a second
     because they do not."""
-    cfg = make_config(liveness={"enabled": True, "frame_sides": 0}, identity={"model": ""},
+    cfg = make_config(liveness={**RULE, "frame_sides": 0}, identity={"model": ""},
                       emotion={"model": ""}, tracker={"lost_after_s": 5.0})
     for kind, verdict in (("bare", "spoof"), ("live", "live")):
         pipe = Pipeline(cfg)
@@ -188,3 +191,57 @@ def test_a_bare_print_that_turns_is_caught_by_its_texture_and_a_head_is_live_by_
             assert ev["flow_live_samples"] >= 2 and ev["blinks"] == 0, ev
             assert ev["decided_after_s"] <= 1.0, ev
         validate(json.loads(end.to_json()), "event")
+
+
+class TickingClock:
+    """A CPU clock on which every sample costs `cost_ms`, whatever this machine's speed."""
+
+    def __init__(self, cost_ms: float) -> None:
+        self.now, self.cost, self.calls = 0.0, cost_ms / 1000, 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        if self.calls % 2 == 0:  # every second reading ends a sample
+            self.now += self.cost
+        return self.now
+
+
+def sampled(make_config, face, budget_ms: float, cost_ms: float) -> list[int]:
+    """The frames of a still print (never decided) at which liveness took a sample, each
+    costing `cost_ms` of CPU, with a budget of `budget_ms` a frame."""
+    from facelens.edge.analyse.liveness import LivenessAnalyser
+    from facelens.edge.camera.pipeline import Models
+    cfg = make_config(liveness={"enabled": True, "budget_ms": budget_ms},
+                      identity={"model": ""}, emotion={"model": ""},
+                      tracker={"lost_after_s": 5.0})
+    models = Models(cfg)
+    live = models.analysers[0]
+    assert isinstance(live, LivenessAnalyser)
+    models.analysers[0] = LivenessAnalyser(cfg.liveness, live.landmarker,
+                                           TickingClock(cost_ms))
+    pipe = Pipeline(cfg, models)
+    taken: list[int] = []
+    events = []
+    for i, (t, image) in enumerate(scene(face, "still")):
+        before = pipe.economy.head_runs
+        events += pipe.process(Frame(image, i, t, 1.7e9 + t))
+        if pipe.economy.head_runs > before:
+            taken.append(i)
+    end = (events + pipe.finish(4.0, 1.7e9 + 4.0))[-1]
+    assert end.authenticity.verdict == "undetermined"
+    assert end.authenticity.evidence["samples"] == len(taken)
+    return taken
+
+
+def test_a_track_being_assessed_stays_within_its_cpu_budget(make_config, obama):
+    """Samples that cost 10 ms against a budget of 2 ms a frame: after the first (whose cost
+    nobody knew yet), each is taken only when the track's CPU with it stays within 2 ms a
+    frame since the track appeared, and it goes on being sampled; cheap samples (3 ms) keep
+    the cadence, as does no budget (0) whatever a sample costs."""
+    free = sampled(make_config, obama, 0.0, 10.0)
+    assert sampled(make_config, obama, 2.0, 3.0) == free
+    held = sampled(make_config, obama, 2.0, 10.0)
+    assert held[0] == free[0] == 0  # the track's first frame
+    assert 4 <= len(held) < len(free), (held, free)
+    for k, f in enumerate(held[1:], 2):
+        assert k * 10.0 <= 2.0 * (f + 1), (k, f, held)

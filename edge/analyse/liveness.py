@@ -21,11 +21,19 @@ The rule (README "Is it a live face?"): `live` after one blink or `live_samples`
 with parallax; `spoof` after `spoof_samples` planar turns, or after `frame_samples` framed
 samples whose sides moved with the face more often than not, with no parallax and no blink;
 otherwise undetermined. A decided track reads no more landmarks.
+
+Its cost is bounded: a sample is taken only when the track's CPU on liveness, that sample
+included (estimated as the mean of recent samples), stays within `budget_ms` per frame since
+the track was first offered. The thread's own CPU time is counted, so a busy machine does not
+change the cadence; a slower one samples less often and decides later. A print held nearly
+still, which nothing decides, is then sampled as often as the budget allows, for as long as
+it lasts.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -47,6 +55,8 @@ OUTER_EYES = (33, 263)
 EYES = ((33, 133, (159, 145), (158, 153)), (263, 362, (386, 374), (385, 380)))
 #: Framed samples kept as references for the frame cue (a young track has at most 30).
 FRAME_REFERENCES = 30
+#: Weight of the newest sample in the running estimate of what a sample costs.
+COST_WEIGHT = 0.2
 
 
 def openness(p: np.ndarray) -> float:
@@ -84,6 +94,8 @@ class LivenessState:
     recent: list[np.ndarray] = field(default_factory=list)
     samples: int = 0
     frame_no: int = -10**9
+    first_frame: int | None = None  # the frame it was first offered
+    spent_ms: float = 0.0  # CPU spent on this track's samples
     live_hits: int = 0
     planar_hits: int = 0
     parallax: float = 0.0  # the most seen
@@ -110,9 +122,12 @@ class LivenessState:
 class LivenessAnalyser:
     info = AnalyserInfo(NAME, (LIVE, SPOOF), SPOOF)
 
-    def __init__(self, cfg: LivenessConfig, landmarker: FaceLandmarker) -> None:
-        self.cfg, self.landmarker = cfg, landmarker
+    def __init__(self, cfg: LivenessConfig, landmarker: FaceLandmarker,
+                 cpu_clock: Callable[[], float] = time.thread_time) -> None:
+        """`cpu_clock`: seconds of CPU this thread has used (the budget's measure)."""
+        self.cfg, self.landmarker, self.cpu_clock = cfg, landmarker, cpu_clock
         self.last_latency_ms = 0.0
+        self.sample_ms = 0.0  # what a sample costs, a running mean over all tracks
 
     def start(self) -> LivenessState:
         return LivenessState()
@@ -121,11 +136,23 @@ class LivenessAnalyser:
         c = self.cfg
         if state.decided is not None or sample.size < c.min_face_px:
             return False
+        if state.first_frame is None:
+            state.first_frame = sample.frame_no
         every = c.every_frames if state.samples < c.young_samples else c.old_every_frames
-        return sample.frame_no - state.frame_no >= every
+        if sample.frame_no - state.frame_no < every:
+            return False
+        return not self.over_budget(state, sample.frame_no)
+
+    def over_budget(self, state: LivenessState, frame_no: int) -> bool:
+        """Would one more sample now take the track past `budget_ms` a frame, counted from
+        the frame it was first offered?"""
+        if not self.cfg.budget_ms or state.first_frame is None:
+            return False
+        frames = frame_no - state.first_frame + 1
+        return state.spent_ms + self.sample_ms > self.cfg.budget_ms * frames
 
     def take(self, state: LivenessState, sample: FaceSample) -> None:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), self.cpu_clock()
         state.frame_no = sample.frame_no
         if self.cfg.flow:
             self._flow(state, sample)
@@ -136,6 +163,10 @@ class LivenessAnalyser:
                 self._frame(state, find_sides(sample.image, sample.box,
                                               (float(centre[0]), float(centre[1]))))
             self._learn(state, pts3[:, :2], sample.t)
+        cost = (self.cpu_clock() - cpu0) * 1000
+        state.spent_ms += cost
+        self.sample_ms = cost if not self.sample_ms else (
+            (1 - COST_WEIGHT) * self.sample_ms + COST_WEIGHT * cost)
         self.last_latency_ms = (time.perf_counter() - t0) * 1000
 
     def _frame(self, state: LivenessState, sides: Sides) -> None:
