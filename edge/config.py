@@ -462,8 +462,9 @@ class LivenessConfig(_Section):
     #: At most this many ms of CPU per frame per track being assessed, counted from the
     #: frame it appeared: a sample waits until it fits (its cost estimated from recent
     #: ones). The thread's CPU time: with runtime.threads above 1 the model's helper
-    #: threads are not counted. 0 = no budget.
-    budget_ms: float = Field(default=2.0, ge=0)
+    #: threads are not counted. 0 = no budget (the default: sampled less often, fewer
+    #: spoofs are caught and more are called live; README "Is it a live face?").
+    budget_ms: float = Field(default=0.0, ge=0)
     #: Faces smaller than this (px) are not read: landmark noise would pass for 3D shape.
     min_face_px: int = Field(default=64, ge=16)
     #: Landmarks are compared as the mean of this many samples (noise shrinks by its root).

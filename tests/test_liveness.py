@@ -22,7 +22,7 @@ from tests.test_mqtt import validate
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache"
 #: The rule's tests sample at the configured cadence whatever a sample costs on this machine
-#: (no CPU budget): what they check is the verdict, not how soon a slow machine reaches it.
+#: (no CPU budget, as by default): they check the verdict, not how soon a machine reaches it.
 RULE = {"enabled": True, "budget_ms": 0}
 
 

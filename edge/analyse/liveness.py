@@ -22,9 +22,9 @@ with parallax; `spoof` after `spoof_samples` planar turns, or after `frame_sampl
 samples whose sides moved with the face more often than not, with no parallax and no blink;
 otherwise undetermined. A decided track reads no more landmarks.
 
-Its cost is bounded: a sample is taken only when the track's CPU on liveness, that sample
-included (estimated as the mean of recent samples), stays within `budget_ms` per frame since
-the track was first offered. The thread's own CPU time is counted, so a busy machine does not
+Its cost can be bounded (`budget_ms`, off by default): a sample is then taken only when the
+track's CPU on liveness, that sample included (estimated as the mean of recent samples),
+stays within `budget_ms` per frame since the track was first offered. The thread's own CPU time is counted, so a busy machine does not
 change the cadence; a slower one samples less often and decides later. A print held nearly
 still, which nothing decides, is then sampled as often as the budget allows, for as long as
 it lasts.
