@@ -382,8 +382,8 @@ def summary(report: dict) -> str:
                      f"{v['threads']['1']:.3f} / {v['threads']['2']:.3f} |")
     measured = [t for t in report["prune_trials"] if "unreachable" not in t]
     if report["prune_trials"]:
-        lines += ["", "Pruning trials (best epoch 0: magnitude pruning alone agreed better "
-                  "than any fine-tuned epoch):", "", "| target | achieved | agreement | "
+        lines += ["", "Pruning trials (best epoch 0: the pruned and re-fit model agreed "
+                  "better than any fine-tuned epoch):", "", "| target | achieved | agreement | "
                   "validation agreement (best epoch) | passed |", "|---|---|---|---|---|"]
         lines += [f"| {t['target_sparsity']:.0%} | {t['achieved_sparsity']:.0%} | "
                   f"{t['top1_agreement']:.1%} | {_share(t['validation_agreement'])} "
