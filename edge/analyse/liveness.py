@@ -26,9 +26,8 @@ Its cost can be bounded (`budget_ms`, off by default): a sample is then taken on
 track's CPU on liveness, that sample included (estimated as the mean of recent samples),
 stays within `budget_ms` per frame since the track was first offered. The thread's own CPU
 time is counted, so a busy machine does not change the cadence; a slower one samples less
-often and decides later. A print held nearly
-still, which nothing decides, is then sampled as often as the budget allows, for as long as
-it lasts.
+often and decides later. A print held nearly still, which nothing decides, is then sampled
+as often as the budget allows, for as long as it lasts.
 """
 
 from __future__ import annotations
