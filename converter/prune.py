@@ -291,14 +291,14 @@ def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
     keras.utils.set_random_seed(seed)
     if recipe.allocation not in ("sensitivity", "uniform"):
         raise PruneError(f"allocation {recipe.allocation!r}: 'sensitivity' or 'uniform'")
+    if recipe.start not in ("reconstruct", "magnitude"):
+        raise PruneError(f"start {recipe.start!r}: 'reconstruct' or 'magnitude'")
     if recipe.allocation == "sensitivity" and validation is not None and len(validation[0]):
         plan = allocate_by_sensitivity(model, sparsity, validation[0], validation[1],
                                        recipe.keep_dense,
                                        x if recipe.start == "reconstruct" else None)
     else:
         plan = plan_layers(model, sparsity, recipe.keep_dense)
-    if recipe.start not in ("reconstruct", "magnitude"):
-        raise PruneError(f"start {recipe.start!r}: 'reconstruct' or 'magnitude'")
     steps_per_epoch = max(1, math.ceil(len(x) / recipe.batch_size))
     steps = steps_per_epoch * recipe.epochs
     share = {lp.name: lp.sparsity for lp in plan if lp.sparsity > 0}

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("facelens.workstation.tfenv")  # sets the TF environment before TF is imported
 pytest.importorskip("tensorflow_model_optimization")
 
-from facelens.converter.prune import magnitude_pruned, plan_layers
+from facelens.converter.prune import PruneError, Recipe, magnitude_pruned, plan_layers, prune
 from facelens.converter.reconstruct import kernel_inputs, prunable_kernel, reconstruct
 from facelens.edge.contract import ModelManifest, preprocess
 from facelens.workstation.kerasmodel import load_keras
@@ -70,3 +70,11 @@ def test_re_fit_layers_keep_the_answers_that_zeroing_loses(models_dir):
         # share as planned.
         assert np.ptp(per_output) <= 1, (name, per_output)
         assert per_output.sum() == round(s * rows.size), (name, s)
+
+
+def test_an_unknown_way_to_start_is_refused_before_any_work(models_dir):
+    model = load_keras(models_dir / "emotion_model.hdf5")
+    x = np.zeros((4, 64, 64, 1), np.float32)
+    with pytest.raises(PruneError, match="start 'nope': 'reconstruct' or 'magnitude'"):
+        prune(model, x, np.full((4, 7), 1 / 7, np.float32), sparsity=0.5,
+              recipe=Recipe(start="nope"), validation=(x, np.full((4, 7), 1 / 7)))
