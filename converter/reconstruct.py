@@ -20,6 +20,8 @@ output, at most a few thousand), damped by a small ridge so a few faces cannot o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from facelens.workstation.tfenv import keras, tf
@@ -56,16 +58,22 @@ def kernel_inputs(layer, inputs: np.ndarray) -> np.ndarray:
 def _normal_equations(layer_p, layer_o, feed_p, feed_o, x: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(H, C): the pruned model's kernel inputs against themselves and against the
-    original's, over every output position of every image, per row."""
+    original's, over every output position of every image, per row. When both are the same
+    model (a layer pruned alone), its inputs are computed once and C is H."""
+    same = feed_p is feed_o and layer_p is layer_o
     h = c = None
     rows = 0
     for i in range(0, len(x), BATCH):
         xp = kernel_inputs(layer_p, feed_p.predict(x[i:i + BATCH], verbose=0))
-        xo = kernel_inputs(layer_o, feed_o.predict(x[i:i + BATCH], verbose=0))
         h = xp.T @ xp if h is None else h + xp.T @ xp
-        c = xp.T @ xo if c is None else c + xp.T @ xo
+        if not same:
+            xo = kernel_inputs(layer_o, feed_o.predict(x[i:i + BATCH], verbose=0))
+            c = xp.T @ xo if c is None else c + xp.T @ xo
         rows += len(xp)
-    assert h is not None and c is not None
+    assert h is not None
+    if same:
+        return h / rows, h / rows
+    assert c is not None
     return h / rows, c / rows
 
 
@@ -101,19 +109,27 @@ def prunable_kernel(layer):
     return None
 
 
-def refit_alone(original, name: str, x: np.ndarray):
-    """For the layer `name` pruned alone (the others as they are): a function from a
-    sparsity to its re-fit kernel (its own shape). One pass over `x`; each sparsity is then
-    a few small solves, which is what makes measuring every layer at every level cheap."""
-    layer = original.get_layer(name)
-    w0 = prunable_kernel(layer).numpy()
-    feed = keras.Model(original.input, layer.input)
-    h, c = _normal_equations(layer, layer, feed, feed, x)
+def _refitter(layer_p, layer_o, feed_p, feed_o, x: np.ndarray) -> Callable[[float],
+                                                                           np.ndarray]:
+    """One pass over `x` for the layer `layer_p` (fed by `feed_p`) against its original
+    `layer_o` (fed by `feed_o`); then a function from a sparsity to its re-fit kernel, in
+    the kernel's own shape (each sparsity a few small solves)."""
+    w0 = prunable_kernel(layer_o).numpy()
+    h, c = _normal_equations(layer_p, layer_o, feed_p, feed_o, x)
     rows = w0.reshape(-1, w0.shape[-1]).astype(np.float64)
 
     def kernel(sparsity: float) -> np.ndarray:
         return refit_layer(rows, h, c, sparsity).reshape(w0.shape).astype(np.float32)
     return kernel
+
+
+def refit_alone(original, name: str, x: np.ndarray) -> Callable[[float], np.ndarray]:
+    """For the layer `name` pruned alone (the others as they are): a function from a
+    sparsity to its re-fit kernel. One pass over `x`, which is what makes measuring every
+    layer at every level cheap."""
+    layer = original.get_layer(name)
+    feed = keras.Model(original.input, layer.input)
+    return _refitter(layer, layer, feed, feed, x)
 
 
 def reconstruct(original, plan: dict[str, float], x: np.ndarray):
@@ -125,11 +141,8 @@ def reconstruct(original, plan: dict[str, float], x: np.ndarray):
         sparsity = plan.get(layer.name, 0.0)
         if sparsity <= 0:
             continue
-        kernel = prunable_kernel(layer)
         source = original.get_layer(layer.name)
-        w0 = prunable_kernel(source).numpy()
-        h, c = _normal_equations(layer, source, keras.Model(model.input, layer.input),
-                                 keras.Model(original.input, source.input), x)
-        w = refit_layer(w0.reshape(-1, w0.shape[-1]).astype(np.float64), h, c, sparsity)
-        kernel.assign(w.reshape(w0.shape).astype(np.float32))
+        refit = _refitter(layer, source, keras.Model(model.input, layer.input),
+                          keras.Model(original.input, source.input), x)
+        prunable_kernel(layer).assign(refit(sparsity))
     return model
