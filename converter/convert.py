@@ -17,6 +17,7 @@ import numpy as np
 
 from facelens.converter import fidelity
 from facelens.converter.augment import augmented_copies
+from facelens.converter.channels import ChannelError, macs, remove_channels
 from facelens.converter.prune import (
     PruneError,
     Recipe,
@@ -56,6 +57,10 @@ class ConvertOptions:
     #: converted model still agrees with the original at least `threshold` of the time.
     prune: float | str | None = None
     threshold: float = 0.9
+    #: None: keep every channel; a share in (0, 1): remove that share of the channels of
+    #: every convolution that feeds exactly one other (converter/channels.py), re-fitting
+    #: the next; pruning, if asked, then starts from the slimmer model.
+    channels: float | None = None
     epochs: int = Recipe.epochs
     holdout: float = 0.3
     #: Augmented views of each fine-tuning face.
@@ -217,6 +222,8 @@ def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path
             raise ConvertError(f"--prune: {exc}") from exc
     elif opts.prune not in (None, "auto"):
         raise ConvertError(f"--prune {opts.prune!r}: a sparsity in (0, 1) or 'auto'")
+    if opts.channels is not None and not 0.0 < opts.channels < 1.0:
+        raise ConvertError(f"--channels {opts.channels}: a share of channels in (0, 1)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     original, data = _load(Path(model_path), Path(calibration),
@@ -236,14 +243,27 @@ def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path
                                             seed=opts.seed)
         baseline = _convert(base_model, f"{opts.mode}", opts, data)
         _measure(baseline, data, work)
+        baseline.metrics["macs"] = macs(original)
         variants = [baseline]
         chosen, trials = baseline, list[dict]()
+        start = original
+        if opts.channels is not None:
+            try:
+                start, kept = remove_channels(original, opts.channels, ft.x)
+            except ChannelError as exc:
+                raise ConvertError(f"--channels: {exc}") from exc
+            chosen = _convert(start, f"{opts.mode}_channels_{round(opts.channels * 100)}",
+                              opts, data)
+            _measure(chosen, data, work)
+            chosen.metrics.update(macs=macs(start), channels_kept=kept)
+            variants.append(chosen)
         if opts.prune is not None:
             sparsities = ([opts.prune] if isinstance(opts.prune, float) else
                           list(AUTO_SPARSITIES))
-            chosen, trials = _prune_search(original, sparsities, opts, data, work, ft,
-                                           baseline, auto=opts.prune == "auto")
-            if chosen is not baseline:
+            unpruned = chosen
+            chosen, trials = _prune_search(start, sparsities, opts, data, work, ft,
+                                           unpruned, auto=opts.prune == "auto")
+            if chosen is not unpruned:
                 variants.append(chosen)
                 sparse = _convert(chosen.keras_model, "float32_pruned_sparse_kernels", opts,
                                   data, mode="float32", sparse=True)
@@ -252,9 +272,11 @@ def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path
                 for v in (dense, sparse):
                     _measure(v, data, work)
                     variants.append(v)
-        name = opts.name or (f"{data.manifest.name}_{opts.mode}" + (
-            f"_sparse{round(chosen.metrics['sparsity'] * 100)}" if chosen is not baseline
-            else ""))
+        name = opts.name or (
+            f"{data.manifest.name}_{opts.mode}"
+            + (f"_channels{round(opts.channels * 100)}" if opts.channels is not None else "")
+            + (f"_sparse{round(chosen.metrics['sparsity'] * 100)}"
+               if chosen.metrics["sparsity"] > 0.005 else ""))
         report = _write(chosen, variants, trials, name, data, opts, Path(model_path), out_dir,
                         ft)
     return report
@@ -263,8 +285,9 @@ def convert(model_path: str | Path, calibration: str | Path, out_dir: str | Path
 def _prune_search(original, sparsities: list[float], opts: ConvertOptions, data: Data,
                   work: Path, ft: Finetune, baseline: Candidate, auto: bool
                   ) -> tuple[Candidate, list[dict]]:
-    """Prune to each sparsity asked (or bisect the ladder for 'auto'), keep the highest that
-    passes the agreement threshold; the unpruned baseline if none does."""
+    """Prune `original` (the model pruning starts from: the source, or its slimmer copy) to
+    each sparsity asked (or bisect the ladder for 'auto'), keep the highest that passes the
+    agreement threshold; the unpruned `baseline` if none does."""
     act = data.manifest.output.activation
     trials: list[dict] = []
     best: Candidate | None = None
@@ -330,7 +353,8 @@ def _write(chosen: Candidate, variants: list[Candidate], trials: list[dict], nam
     manifest.save(out_dir / f"{name}.json")
     report = {
         "model": str(model_path), "output": str(path), "manifest": str(out_dir / f"{name}.json"),
-        "mode": opts.mode, "prune": opts.prune, "threshold": opts.threshold,
+        "mode": opts.mode, "prune": opts.prune, "channels": opts.channels,
+        "threshold": opts.threshold,
         "passed": m["top1_agreement"] >= opts.threshold,
         "calibration_images": len(data.calib), "held_out_images": len(data.held_out),
         "held_out_from": data.held_out_from, "validation_images": ft.val_faces,
@@ -356,7 +380,8 @@ def summary(report: dict) -> str:
     c = report["chosen"]
     lines = [f"# Conversion report: {Path(report['output']).name}", "",
              f"- source: `{report['model']}`; mode **{report['mode']}**, prune "
-             f"{report['prune']}; fine-tuning by {report['finetune']}",
+             f"{report['prune']}, channels removed {report.get('channels')}; fine-tuning by "
+             f"{report['finetune']}",
              f"- faces: {report['calibration_images']} for calibration and fine-tuning "
              f"({report['validation_images']} of them kept out of fine-tuning to pick its "
              f"best epoch), {report['held_out_images']} held out for these figures ("
@@ -374,10 +399,12 @@ def summary(report: dict) -> str:
         lines.insert(-1, f"- accuracy {lab['accuracy']:.1%}, macro precision "
                          f"{lab['macro']['precision']:.3f}, recall {lab['macro']['recall']:.3f}, "
                          f"F1 {lab['macro']['f1']:.3f}")
-    lines += ["| variant | sparsity | agreement | size | gzip | latency ms, 1 / 2 threads |",
-              "|---|---|---|---|---|---|"]
+    lines += ["| variant | sparsity | multiply-adds | agreement | size | gzip | "
+              "latency ms, 1 / 2 threads |", "|---|---|---|---|---|---|---|"]
     for v in report["variants"]:
-        lines.append(f"| {v['variant']} | {v['sparsity']:.0%} | {v['top1_agreement']:.1%} | "
+        lines.append(f"| {v['variant']} | {v['sparsity']:.0%} | "
+                     + (f"{v['macs']:,}" if "macs" in v else "—")
+                     + f" | {v['top1_agreement']:.1%} | "
                      f"{v['size']['bytes']:,} | {v['size']['gzip_bytes']:,} | "
                      f"{v['threads']['1']:.3f} / {v['threads']['2']:.3f} |")
     measured = [t for t in report["prune_trials"] if "unreachable" not in t]

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facelens.converter.reconstruct import assign_refit, reconstruct, refit_alone
 from facelens.converter.reconstruct import prunable_kernel as _prunable_kernel
-from facelens.converter.reconstruct import reconstruct, refit_alone
 from facelens.workstation.kerasmodel import loss_for
 from facelens.workstation.tfenv import keras, tf, tfmot
 
@@ -51,9 +51,10 @@ class Recipe:
     #: "reconstruct": prune and re-fit each layer to the original's output, then fine-tune
     #: at that sparsity; "magnitude": prune by magnitude on a schedule while fine-tuning.
     start: str = "reconstruct"
-    #: Adam's rate: fine-tuning from re-fit weights (1e-3; 2e-4 stopped early at a worse
-    #: agreement), or along the magnitude schedule (2e-3).
-    learning_rate: float = 1e-3
+    #: Adam's rate: fine-tuning from re-fit weights (3e-4 with feature distillation; at
+    #: 1e-3 the first epochs undo what the re-fit kept), or along the magnitude schedule
+    #: (2e-3).
+    learning_rate: float = 3e-4
     magnitude_learning_rate: float = 2e-3
     #: Softmax temperature of distillation (1 = the outputs as they are; 2 and 4 did worse
     #: on the stock model: the runner-up classes of a 7-way emotion model are mostly noise).
@@ -68,6 +69,10 @@ class Recipe:
     #: With validation faces, share the sparsity by each layer's measured sensitivity
     #: ("sensitivity") or evenly over the pruned layers ("uniform").
     allocation: str = "sensitivity"
+    #: Distillation also matches the original's inner features (where branches merge, and
+    #: the logits before a softmax layer), each weighted by this over its mean square; 0:
+    #: the outputs alone. Seven probabilities a face say little; a feature map says much.
+    feature_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,7 @@ def allocate_by_sensitivity(model, sparsity: float, x: np.ndarray, reference: np
             if refit is None:
                 _zero_smallest(probe.get_layer(lp.name), lv)
             else:
-                _prunable_kernel(probe.get_layer(lp.name)).assign(refit(lv))
+                assign_refit(probe, probe.get_layer(lp.name), refit(lv))
             cost[lp.name].append(_divergence(
                 reference, probe.predict(x, verbose=0, batch_size=128)))
     level = {lp.name: 0 for lp in candidates}
@@ -239,6 +244,31 @@ def layer_sensitivity(model, x: np.ndarray, reference: np.ndarray,
     return out
 
 
+def feature_taps(model) -> list[tuple[str, str]]:
+    """Where feature distillation compares the pruned model with the original, as (layer,
+    "output" or "input"): every layer where branches merge (Add, Concatenate: what a block
+    hands on), and the logits a final softmax layer reads. None of them is a pruned layer,
+    so the pruned model has them under the same names."""
+    taps = [(layer.name, "output") for layer in model.layers
+            if isinstance(layer, keras.layers.Add | keras.layers.Concatenate)]
+    last = model.layers[-1]
+    if (isinstance(last, keras.layers.Activation)
+            and last.get_config().get("activation") == "softmax"):
+        taps.append((last.name, "input"))
+    return taps
+
+
+def tap_outputs(model, taps: list[tuple[str, str]]) -> list:
+    """The tensors of `taps` in `model`, the model built last from its layers: the pruned
+    model shares its unpruned layers with the clone it was wrapped from, and a shared layer's
+    newest node is the newest model's."""
+    return [getattr(model.get_layer(name), f"get_{which}_at")(-1) for name, which in taps]
+
+
+def _as_list(out) -> list[np.ndarray]:
+    return [np.asarray(o, np.float32) for o in (out if isinstance(out, list) else [out])]
+
+
 def distillation_loss(temperature: float):
     """Cross-entropy between teacher and student probabilities both softened at
     `temperature` (from their logs: the models end in softmax), scaled by T² so its
@@ -256,9 +286,11 @@ class _KeepBest(keras.callbacks.Callback):
     """Agreement on the validation faces each epoch; once the target sparsity is reached,
     keep the best epoch's weights and stop after `patience` epochs without a better one."""
 
-    def __init__(self, x: np.ndarray, reference: np.ndarray, end_step: int,
+    def __init__(self, watch, x: np.ndarray, reference: np.ndarray, end_step: int,
                  patience: int) -> None:
         super().__init__()
+        # The model scored and kept: the one being trained may also output inner features.
+        self.watch = watch
         self.x, self.reference = x, reference
         self.end_step, self.patience = end_step, patience
         self.best = -1.0
@@ -267,13 +299,13 @@ class _KeepBest(keras.callbacks.Callback):
         self.history: list[tuple[int, float, float]] = []
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        agree = _agreement(self.model, self.x, self.reference)
+        agree = _agreement(self.watch, self.x, self.reference)
         done = epoch + 1  # epochs counted from 1; 0 is before fine-tuning
         self.history.append((done, round(agree, 4), round(float((logs or {})["loss"]), 5)))
         if int(self.model.optimizer.iterations.numpy()) < self.end_step:
             return
         if agree >= self.best:
-            self.best, self.best_epoch, self.weights = agree, done, self.model.get_weights()
+            self.best, self.best_epoch, self.weights = agree, done, self.watch.get_weights()
         elif self.best_epoch is not None and done - self.best_epoch >= self.patience:
             self.model.stop_training = True
 
@@ -341,14 +373,32 @@ def prune(model, x: np.ndarray, targets: np.ndarray, *, sparsity: float,
     loss = (distillation_loss(recipe.temperature)
             if distil and activation == "softmax" else loss_for(activation))
     rate = recipe.learning_rate if refit else recipe.magnitude_learning_rate
-    pruned.compile(optimizer=keras.optimizers.Adam(rate), loss=loss)
+    taps = (feature_taps(model) if distil and activation == "softmax"
+            and recipe.feature_weight > 0 else [])
+    train = pruned
+    fit_targets: np.ndarray | list[np.ndarray] = targets.astype(np.float32)
+    if taps:
+        # The pruned model learns the original's inner features as well as its answers:
+        # each tap's squared error over the original's mean square there, so every tap
+        # weighs alike whatever its scale.
+        features = _as_list(keras.Model(model.input, tap_outputs(model, taps)).predict(
+            x, verbose=0, batch_size=128))
+        train = keras.Model(pruned.input, [pruned.output, *tap_outputs(pruned, taps)])
+        fit_targets = [targets.astype(np.float32), *features]
+        train.compile(optimizer=keras.optimizers.Adam(rate),
+                      loss=[loss, *["mse"] * len(taps)],
+                      loss_weights=[1.0, *[recipe.feature_weight
+                                           / max(float(np.mean(np.square(f))), 1e-8)
+                                           for f in features]])
+    else:
+        pruned.compile(optimizer=keras.optimizers.Adam(rate), loss=loss)
     callbacks: list = [tfmot.sparsity.keras.UpdatePruningStep()]
     keep = None
     if validation is not None and len(validation[0]):
-        keep = _KeepBest(validation[0], validation[1], end_step, recipe.patience)
+        keep = _KeepBest(pruned, validation[0], validation[1], end_step, recipe.patience)
         callbacks.append(keep)
-    history = pruned.fit(x, targets.astype(np.float32), batch_size=recipe.batch_size,
-                         epochs=recipe.epochs, shuffle=True, verbose=0, callbacks=callbacks)
+    history = train.fit(x, fit_targets, batch_size=recipe.batch_size,
+                        epochs=recipe.epochs, shuffle=True, verbose=0, callbacks=callbacks)
     loss_now = float(history.history["loss"][-1])
     if keep is None or validation is None:
         return PruneResult(tfmot.sparsity.keras.strip_pruning(pruned), sparsity, steps,
