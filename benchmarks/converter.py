@@ -7,7 +7,8 @@ and fine-tuning from @vladmandic/face-api 1.7.15's demo group photos 1-3, scikit
 astronaut and cameraman and the first half of its LFW faces; **held out** (the report's
 figures, never seen by fine-tuning or early stopping) from photos 4-6, face_recognition
 1.3.0's Obama and Biden photos and the other half of the LFW faces. For each sparsity,
-`facelens-convert --quantize int8 --prune S --held-out ...` as a user runs it; then, per
+`facelens-convert --quantize int8 --prune S --held-out ...` as a user runs it, and for each
+share of channels `--channels C` (structured pruning, re-fit, no fine-tuning); then, per
 variant, size raw and gzipped, latency on the device runtime (LiteRT with XNNPACK, 1 and 2
 threads, and with XNNPACK's newest features, which is where its sparse kernels live) and the
 resident memory (VmRSS) a process gains by loading and running it.
@@ -115,6 +116,8 @@ def rss_kb(path: Path) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sparsities", default="0.2,0.3,0.4,0.5")
+    ap.add_argument("--channels", default="0.125,0.25,0.5",
+                    help="shares of channels removed (structured pruning), each alone")
     ap.add_argument("--models", default=str(ROOT / ".cache/models"))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -127,31 +130,37 @@ def main() -> int:
     n_cal, n_held = len(list(calib.iterdir())), len(list(held.iterdir()))
     print(f"faces: {n_cal} calibration, {n_held} held out ({work})", file=sys.stderr)
     rows, layers = [], None
-    for s in [None, *[float(x) for x in args.sparsities.split(",")]]:
-        out = work / f"out-{s}"
+    runs = [(None, None), *[(float(x), None) for x in args.sparsities.split(",") if x],
+            *[(None, float(x)) for x in args.channels.split(",") if x]]
+    for s, channels in runs:
+        out = work / f"out-{s}-{channels}"
         report = convert(models / "emotion_model.hdf5", calib, out,
-                         ConvertOptions(mode="int8", prune=s, seed=args.seed),
+                         ConvertOptions(mode="int8", prune=s, channels=channels,
+                                        seed=args.seed),
                          manifest_path=models / "emotion_mini_xception.json", held_out=held)
+        trial = report["prune_trials"][-1] if s is not None else {}
         if s is not None:
-            trial = report["prune_trials"][-1]
             layers = trial["layers"]
-        for v in report["variants"][(0 if s is None else 1):]:
+        first = 0 if (s, channels) == (None, None) else 1
+        for v in report["variants"][first:]:
             path = out / f"{v['variant']}.tflite"
             if not path.is_file():  # the chosen model is written under its own name
                 path = Path(report["output"])
             rows.append({"target": s, **v, "rss_kb": rss_kb(path),
-                         "validation": None if s is None else trial["validation_agreement"],
-                         "best_epoch": None if s is None else trial["best_epoch"],
+                         "validation": trial.get("validation_agreement"),
+                         "best_epoch": trial.get("best_epoch"),
                          "latest_ms": latest_features_ms(
                              path, next(held.iterdir()), Path(report["manifest"]))})
         print(json.dumps(rows[-1])[:400], file=sys.stderr)
     print(f"\n{n_cal} calibration faces (fine-tuning and early stopping), {n_held} held out\n")
-    print("| variant | target | sparsity | agreement (held out) | validation (best epoch) | "
-          "size B | gzip B | ms 1 thread | ms 2 threads | ms latest XNNPACK | RSS +KB |")
-    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("| variant | target | sparsity | multiply-adds | agreement (held out) | "
+          "validation (best epoch) | size B | gzip B | ms 1 thread | ms 2 threads | "
+          "ms latest XNNPACK | RSS +KB |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         target = "—" if r["target"] is None else f"{r['target']:.0%}"
         print(f"| {r['variant']} | {target} | {r['sparsity']:.0%} | "
+              + (f"{r['macs']:,}" if "macs" in r else "—") + " | "
               f"{r['top1_agreement']:.1%} | {_pct(r['validation'])} ({r['best_epoch']}) | "
               f"{r['size']['bytes']:,} | {r['size']['gzip_bytes']:,} | {r['threads']['1']} | "
               f"{r['threads']['2']} | {r['latest_ms']} | {r['rss_kb']:,} |")

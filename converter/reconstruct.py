@@ -9,9 +9,10 @@ faces alone (no labels):
 - *which weights go*: per output channel, those with the smallest |w| · ‖x‖, a weight's
   magnitude times its input's (Wanda, Sun et al., ICLR 2024): a small weight on a loud input
   matters more than a large one on a quiet input;
-- *the weights that stay* are re-solved by least squares so that the layer, fed what the
-  already-pruned layers before it now give, reproduces what the original layer gave on the
-  original's inputs (layer-wise reconstruction, as in OBC and SparseGPT, Frantar & Alistarh):
+- *the weights that stay* (chosen in a few rounds, each scoring the last re-fit) are
+  re-solved by least squares so that the layer, fed what the already-pruned layers before it
+  now give, reproduces what the original layer gave on the original's inputs (layer-wise
+  reconstruction, as in OBC and SparseGPT, Frantar & Alistarh):
   the error each layer makes is corrected by the next;
 - *each output's shift* is solved for too, where the layer has somewhere to put it (its bias,
   or the moving mean of the batch norm after a convolution without one): removing weights
@@ -36,6 +37,10 @@ from facelens.workstation.tfenv import keras, tf
 DAMP = 1e-3
 #: Calibration images pushed through the model at a time while accumulating.
 BATCH = 128
+#: Weights are removed in this many rounds, each re-solving the kept ones and scoring them
+#: anew, so a weight the re-fit leans on is kept (at 50 %, validation agreement 92.7 % in
+#: 4 rounds against 89.6 % in one; mean KL divergence 0.054 against 0.059).
+ROUNDS = 4
 
 
 def kernel_inputs(layer, inputs: np.ndarray) -> np.ndarray:
@@ -90,11 +95,12 @@ def normal_equations(layer_p, layer_o, feed_p, feed_o, x: np.ndarray,
 
 
 def refit_layer(w0: np.ndarray, h: np.ndarray, c: np.ndarray, sparsity: float,
-                damp: float = DAMP) -> np.ndarray:
+                damp: float = DAMP, rounds: int = ROUNDS) -> np.ndarray:
     """The kernel (k, cout) with `sparsity` of each output's weights zeroed by |w|·‖x‖ and
-    the rest solving min ‖Xp w − Xo w0‖² (+ a ridge), from H = XpᵀXp and C = XpᵀXo. When H
-    has one row more than the kernel (normal_equations' intercept), that row is a shift of
-    each output, always solved for, returned as a last row (k + 1, cout)."""
+    the rest solving min ‖Xp w − Xo w0‖² (+ a ridge), from H = XpᵀXp and C = XpᵀXo; the
+    zeros come in `rounds` steps, each scoring the weights the last solve gave. When H has
+    one row more than the kernel (normal_equations' intercept), that row is a shift of each
+    output, always solved for, returned as a last row (k + 1, cout)."""
     k, outputs = w0.shape
     shift = len(h) == k + 1
     # Whole weights per output, differing by at most one, summing to the layer's share.
@@ -103,14 +109,20 @@ def refit_layer(w0: np.ndarray, h: np.ndarray, c: np.ndarray, sparsity: float,
     per_output[:zeros % outputs] += 1
     g = c[:, :k] @ w0  # what the original gave (its own shift is in the layer's bias)
     ridge = damp * float(np.mean(np.diag(h)[:k])) or damp
-    score = np.abs(w0) * np.sqrt(np.clip(np.diag(h)[:k], 0, None))[:, None]
+    norm = np.sqrt(np.clip(np.diag(h)[:k], 0, None))  # ‖x‖ of each input
     out = np.zeros((len(h), outputs))
     for j in range(outputs):
-        keep = np.argsort(-score[:, j], kind="stable")[:k - per_output[j]]
-        if shift:
-            keep = np.append(keep, k)
-        out[keep, j] = np.linalg.solve(h[np.ix_(keep, keep)] + ridge * np.eye(len(keep)),
-                                       g[keep, j])
+        keep = np.arange(k)
+        w = w0[:, j]
+        for r in range(1, rounds + 1):
+            n = k - round(per_output[j] * r / rounds)
+            score = np.abs(w[:k]) * norm
+            keep = keep[np.argsort(-score[keep], kind="stable")[:n]]
+            rows = np.append(keep, k) if shift else keep
+            w = np.zeros(len(h))
+            w[rows] = np.linalg.solve(h[np.ix_(rows, rows)] + ridge * np.eye(len(rows)),
+                                      g[rows, j])
+        out[:, j] = w
     return out
 
 

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,6 +137,23 @@ def test_convert_end_to_end_with_labels_and_report(families, tmp_path):
     assert json.loads((tmp_path / "out" / "report.json").read_text())["passed"]
 
 
+def test_channels_removed_make_a_smaller_model_and_pruning_starts_from_it(families, tmp_path):
+    path, _ = families["xception"]
+    calib = keras_models.calibration_folder(tmp_path / "calib", colour=False, n=80)
+    report = convert(path, calib, tmp_path / "out",
+                     ConvertOptions(mode="int8", channels=0.5, prune=0.3, epochs=4,
+                                    threshold=0.5))
+    base, slim, pruned = report["variants"][:3]
+    assert [base["variant"], slim["variant"], pruned["variant"]] == [
+        "int8", "int8_channels_50", "int8_pruned_30"]
+    assert slim["macs"] < 0.8 * base["macs"] and slim["size"]["bytes"] < base["size"]["bytes"]
+    assert set(slim["channels_kept"]) and all(v > 0 for v in slim["channels_kept"].values())
+    assert report["channels"] == 0.5
+    assert Path(report["output"]).name == "xception_int8_channels50_sparse30.tflite"
+    assert pruned["sparsity"] == pytest.approx(0.3, abs=0.03)
+    assert "multiply-adds" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_prune_auto_picks_the_highest_sparsity_that_passes(families, tmp_path):
     path, _ = families["plain"]
     calib = keras_models.calibration_folder(tmp_path / "calib", colour=False, n=80)
@@ -179,6 +197,8 @@ def test_cli_exits_1_when_agreement_is_below_threshold(families, tmp_path):
     ("keep_dense", "--keep-dense: no prunable layer named nope"),
     ("too_sparse", "would need"),
     ("held_out", "--held-out data: "),
+    ("channels", "--channels 1.5: a share of channels in (0, 1)"),
+    ("no_channels", "--channels: the model has no channels that can be removed"),
 ])
 def test_bad_input_gets_a_clear_error(families, tmp_path, case, needle):
     path, manifest = families["plain"]
@@ -208,6 +228,10 @@ def test_bad_input_gets_a_clear_error(families, tmp_path, case, needle):
         args += ["--prune", "0.99"]  # beyond what any layer is pruned to
     elif case == "held_out":
         args += ["--held-out", tmp_path / "nowhere"]
+    elif case == "channels":
+        args += ["--channels", "1.5"]
+    elif case == "no_channels":  # its two convolutions each feed pooling, not another
+        args += ["--channels", "0.5"]
     elif case == "no_manifest":
         lonely = tmp_path / "lonely.h5"
         lonely.write_bytes(path.read_bytes())
