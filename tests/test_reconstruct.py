@@ -39,6 +39,28 @@ def test_the_rows_the_least_squares_sees_reproduce_the_layer(make):
     assert np.allclose(got, y.reshape(-1, y.shape[-1]), atol=1e-4)
 
 
+def test_a_shift_row_keeps_each_output_mean_that_removed_weights_carried():
+    """Inputs after a ReLU are never negative: zeroing half the weights moves each output's
+    mean, which the kept weights alone make up only in part; the shift row restores it."""
+    from facelens.converter.reconstruct import refit_layer
+
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.normal(0.3, 1.0, (4000, 24)), 0)
+    w0 = rng.normal(size=(24, 5))
+    target = x @ w0
+    ones = np.hstack([x, np.ones((len(x), 1))])
+    h1 = ones.T @ ones / len(x)
+    with_shift = refit_layer(w0, h1, h1, 0.5)
+    without = refit_layer(w0, h1[:24, :24], h1[:24, :24], 0.5)
+    assert with_shift.shape == (25, 5) and without.shape == (24, 5)
+    assert np.all(np.sum(with_shift[:24] == 0, axis=0) == 12)  # the shift is never zeroed
+    mean_err = np.abs(np.mean(ones @ with_shift - target, axis=0))
+    mean_err_without = np.abs(np.mean(x @ without - target, axis=0))
+    assert np.all(mean_err < 0.01) and mean_err.max() < 0.2 * mean_err_without.max()
+    mse = np.mean((ones @ with_shift - target) ** 2)
+    assert mse < np.mean((x @ without - target) ** 2)
+
+
 def agreement(model, x, reference) -> float:
     return float(np.mean(model.predict(x, verbose=0).argmax(1) == reference.argmax(1)))
 
