@@ -145,7 +145,7 @@ def worst_layers(model, calib: np.ndarray, top: int = 6) -> list[tuple[str, floa
     out = io.StringIO()
     debugger.layer_statistics_dump(out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
-    scored = [(f"{r['op_name']} {r['tensor_name']}",
+    scored = [(f"{r['op_name']} {r['tensor_name'].split(';')[0]}",
                float(np.sqrt(float(r["mean_squared_error"])) / float(r["scale"])))
               for r in rows if float(r["scale"] or 0) > 0]
     return sorted(scored, key=lambda t: -t[1])[:top]
