@@ -24,8 +24,6 @@ import gzip
 import itertools
 import os
 import sys
-import tarfile
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,12 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 def faces(cache: Path):
     """(calibration aligned faces, [(label, aligned face)] to evaluate)."""
-    from benchmarks.known_faces import face_api_photos
+    from benchmarks.known_faces import face_api_photos, labelled_photos
     from demo.scenes import astronaut, cameraman
     from facelens.edge.config import load_config
     from facelens.edge.contract import ModelManifest, align
     from facelens.edge.detect import DETECTORS
-    from tests.face_photos import photos, read
+    from tests.face_photos import read
 
     cfg = load_config(None, environ={}, overrides={
         "runtime": {"models_dir": str(cache / "models"), "edgetpu": "off"}})
@@ -59,15 +57,7 @@ def faces(cache: Path):
     for photo in (astronaut(), cameraman()):
         f = max(det.detect(photo.image), key=lambda d: d.width)
         calib.append(align(photo.image, f.keypoints, spec))
-    real = photos(cache)
-    extra = cache / "face_photos"
-    with tarfile.open(cache / "wheels" / "face_recognition-1.3.0.tar.gz") as tf:
-        for n in ("obama_partial_face.jpg", "obama_partial_face2.jpg"):
-            member = tf.extractfile(f"face_recognition-1.3.0/tests/test_images/{n}")
-            assert member is not None
-            (extra / n).write_bytes(member.read())
-            real[n] = extra / n
-    for name, path in real.items():
+    for name, path in labelled_photos(cache).items():
         image = read(path)
         f = max(det.detect(image), key=lambda d: d.width)
         evaluate.append(("obama" if name.startswith("obama") else name,
@@ -207,18 +197,17 @@ def main() -> int:
     print("| variant | cosine to original, min / median | ROC AUC | pairs whose match "
           "changes | size B | gzip B | ms 1 thread | ms 2 threads |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    with tempfile.TemporaryDirectory():
-        for name, content in variants.items():
-            run = Runner(content)
-            emb = run.embed(x_eval)
-            cos = np.sum(emb * ref, axis=1)
-            _, sims = pair_scores(labels, emb)
-            changed = int(np.sum((sims >= threshold) != ref_match))
-            auc = roc_auc_score(same, sims)
-            print(f"| {name} | {cos.min():.4f} / {np.median(cos):.4f} | {auc:.4f} | "
-                  f"{changed}/{len(sims)} | {len(content):,} | "
-                  f"{len(gzip.compress(content, 9)):,} | {run.latency_ms(x_eval)} | "
-                  f"{Runner(content, 2).latency_ms(x_eval)} |", flush=True)
+    for name, content in variants.items():
+        run = Runner(content)
+        emb = run.embed(x_eval)
+        cos = np.sum(emb * ref, axis=1)
+        _, sims = pair_scores(labels, emb)
+        changed = int(np.sum((sims >= threshold) != ref_match))
+        auc = roc_auc_score(same, sims)
+        print(f"| {name} | {cos.min():.4f} / {np.median(cos):.4f} | {auc:.4f} | "
+              f"{changed}/{len(sims)} | {len(content):,} | "
+              f"{len(gzip.compress(content, 9)):,} | {run.latency_ms(x_eval)} | "
+              f"{Runner(content, 2).latency_ms(x_eval)} |", flush=True)
     print("\nLayers where int8 loses most (RMSE / scale, quantization debugger on "
           "16 calibration inputs):\n\n| tensor | RMSE / scale |\n|---|---:|")
     for tensor, value in worst_layers(model, x_cal):

@@ -56,6 +56,22 @@ def face_api_photos(cache: Path) -> list[np.ndarray]:
     return out
 
 
+def labelled_photos(cache: Path) -> dict[str, Path]:
+    """face_recognition's test photos (tests/face_photos.py) plus its two cropped Obama
+    photos, by file name."""
+    from tests.face_photos import photos
+
+    real = photos(cache)
+    extra = cache / "face_photos"
+    with tarfile.open(cache / "wheels" / "face_recognition-1.3.0.tar.gz") as tf:
+        for n in ("obama_partial_face.jpg", "obama_partial_face2.jpg"):
+            m = tf.extractfile(f"face_recognition-1.3.0/tests/test_images/{n}")
+            assert m is not None
+            (extra / n).write_bytes(m.read())
+            real[n] = extra / n
+    return real
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=180)
@@ -70,7 +86,7 @@ def main() -> None:
     from facelens.edge.detect import DETECTORS
     from facelens.edge.detect.base import iou
     from facelens.edge.sources import FrameReader, open_source
-    from tests.face_photos import photos, read
+    from tests.face_photos import read
 
     cache = ROOT / ".cache"
     models = cache / "models"
@@ -89,14 +105,7 @@ def main() -> None:
             label = "woman-a" if (f"s{i}", k) in SAME_ACROSS_PHOTOS else f"s{i}_{k}"
             faces.append((label, embedder.embed(image, f.keypoints)))
             ms.append(embedder.last_latency_ms)
-    real = photos(cache)
-    extra = cache / "face_photos"
-    with tarfile.open(cache / "wheels" / "face_recognition-1.3.0.tar.gz") as tf:
-        for n in ("obama_partial_face.jpg", "obama_partial_face2.jpg"):
-            m = tf.extractfile(f"face_recognition-1.3.0/tests/test_images/{n}")
-            assert m is not None
-            (extra / n).write_bytes(m.read())
-            real[n] = extra / n
+    real = labelled_photos(cache)
     obama = {}
     for name, path in real.items():
         image = read(path)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facelens.converter.reconstruct import DAMP, normal_equations
+from facelens.converter.reconstruct import DAMP, normal_equations, prunable_kernel, readers
 from facelens.workstation.tfenv import keras
 
 #: Layers that act on each channel alone: a channel removed before them is removed after
@@ -63,27 +63,17 @@ def _conv(layer) -> bool:
             and getattr(layer, "groups", 1) == 1 and layer.dilation_rate == (1, 1))
 
 
-def _consumers(model) -> dict[str, list[str]]:
-    """Layer name → the names of the layers that read its output, from the model's config."""
-    out: dict[str, list[str]] = {layer.name: [] for layer in model.layers}
-    for spec in model.get_config()["layers"]:
-        for node in spec.get("inbound_nodes", []):
-            for inbound in node:
-                out[inbound[0]].append(spec["name"])
-    return out
-
-
 def channel_groups(model) -> list[ChannelGroup]:
     """Every group of channels that can be removed, in the model's order."""
-    readers = _consumers(model)
+    read_by = readers(model)
     groups = []
     for layer in model.layers:
         if not _conv(layer):
             continue
         between: list[str] = []
         name = layer.name
-        while len(readers[name]) == 1:
-            nxt = model.get_layer(readers[name][0])
+        while len(read_by[name]) == 1:
+            nxt = model.get_layer(read_by[name][0])
             if _per_channel(nxt):
                 if nxt.weights:
                     between.append(nxt.name)
@@ -103,12 +93,6 @@ def _row_channel(consumer, channels: int, rows: int) -> np.ndarray:
     if isinstance(consumer, keras.layers.SeparableConv2D):
         return np.arange(rows)
     return np.arange(rows) % channels
-
-
-def _kernel2d(layer) -> np.ndarray:
-    w = (layer.pointwise_kernel if isinstance(layer, keras.layers.SeparableConv2D)
-         else layer.kernel).numpy()
-    return w.reshape(-1, w.shape[-1]).astype(np.float64)
 
 
 def _slim(model, group: ChannelGroup, keep: np.ndarray, consumer_rows: np.ndarray):
@@ -172,7 +156,8 @@ def remove_channels(original, share: float | dict[str, float], x: np.ndarray, *,
         consumer, source = model.get_layer(g.consumer), original.get_layer(g.consumer)
         h, c = normal_equations(consumer, source, keras.Model(model.input, consumer.input),
                                 keras.Model(original.input, source.input), x)
-        w0 = _kernel2d(source)
+        w0 = prunable_kernel(source).numpy()
+        w0 = w0.reshape(-1, w0.shape[-1]).astype(np.float64)
         channel = _row_channel(consumer, g.channels, len(h))
         energy = np.diag(h) * np.sum(w0 * w0, axis=1)  # ‖w_row‖² E[x_row²]
         score = np.bincount(channel, weights=energy, minlength=g.channels)

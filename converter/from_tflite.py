@@ -24,7 +24,8 @@ from facelens.workstation.tfenv import keras, tf
 #: How close the rebuilt model must stay to the file (cosine of the outputs, per input).
 MIN_COSINE = 0.9999
 _ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}
-_DTYPES = {0: np.float32, 2: np.int32, 4: np.int64, 9: np.int8, 3: np.uint8, 1: np.float16}
+#: The tensor types a float model's constants have (TFLite's TensorType codes).
+_DTYPES = {0: np.float32, 2: np.int32, 4: np.int64}
 
 
 class TFLiteImportError(ValueError):
@@ -64,7 +65,7 @@ class _Graph:
         data = self.model.buffers[tensor.buffer].data
         if data is None or len(data) == 0:
             return None
-        if tensor.type not in (0, 2, 4):  # float32, int32, int64
+        if tensor.type not in _DTYPES:
             raise TFLiteImportError(f"{self.path}: tensor {tensor.name!r} is quantised "
                                     f"(type {tensor.type}); only float models are rebuilt")
         return np.frombuffer(bytes(data), _DTYPES[tensor.type]).reshape(tensor.shape)

@@ -138,19 +138,26 @@ def prunable_kernel(layer):
     return None
 
 
+def readers(model) -> dict[str, list[str]]:
+    """Layer name → the names of the layers that read its output, from the model's config."""
+    out: dict[str, list[str]] = {layer.name: [] for layer in model.layers}
+    for spec in model.get_config()["layers"]:
+        for node in spec.get("inbound_nodes", []):
+            for inbound in node:
+                out[inbound[0]].append(spec["name"])
+    return out
+
+
 def _shift_target(model, layer):
     """Where a shift of `layer`'s outputs can go: its bias, or the moving mean of the
     BatchNormalization that alone reads it (a convolution without bias before batch norm,
     as in fer's mini-Xception); None: nowhere, the layer is re-fit without a shift."""
     if getattr(layer, "use_bias", False):
         return layer.bias
-    readers = [spec for spec in model.get_config()["layers"]
-               if any(inbound[0] == layer.name for node in spec.get("inbound_nodes", [])
-                      for inbound in node)]
-    if len(readers) == 1:
-        after = model.get_layer(readers[0]["name"])
-        if isinstance(after, keras.layers.BatchNormalization) and after.center is not None:
-            return after
+    after = readers(model)[layer.name]
+    if len(after) == 1 and isinstance(model.get_layer(after[0]),
+                                      keras.layers.BatchNormalization):
+        return model.get_layer(after[0])
     return None
 
 
